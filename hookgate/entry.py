@@ -1,0 +1,113 @@
+"""Layout of one ingest stream entry, shared by the gateway (writer) and consumers.
+
+An entry is a flat Redis stream record whose field values are bytes. The body field
+holds the webhook's bytes exactly as received; for a Graph collection each entry holds
+the bytes of its own item, sliced from the request without re-encoding.
+
+Fields, in write order:
+
+===================  =====================================================
+``v``                entry layout version (``1``)
+``event_id``         hookgate's id for the event, returned to the provider
+``type``             event type, see :data:`EVENT_TYPES`
+``tenant``           tenant that owns the source
+``source``           source id, the ``{source_id}`` of the request URL
+``provider``         provider kind of the source
+``received_at``      arrival time, Unix milliseconds
+``provider_event_id``  the provider's own id for the event, or empty
+``headers``          JSON object of the request headers kept for verification
+                     and tracing, names in lower case
+``body``             raw bytes
+===================  =====================================================
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+ENTRY_VERSION = b"1"
+
+FIELDS = (
+    "v",
+    "event_id",
+    "type",
+    "tenant",
+    "source",
+    "provider",
+    "received_at",
+    "provider_event_id",
+    "headers",
+    "body",
+)
+
+# Event types the gateway writes. Consumers dead-letter any other value.
+STANDARD_WEBHOOK = "standard-webhooks.event"
+GRAPH_NOTIFICATION = "graph.notification"
+GRAPH_LIFECYCLE = "graph.lifecycle"
+GMAIL_PUSH = "gmail.push"
+EVENT_TYPES = frozenset({STANDARD_WEBHOOK, GRAPH_NOTIFICATION, GRAPH_LIFECYCLE, GMAIL_PUSH})
+
+
+class IngestEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One ingest stream entry, decoded."""
+
+    event_id: str
+    type: str
+    tenant: str
+    source: str
+    provider: str
+    received_at: int
+    provider_event_id: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class EntryError(ValueError):
+    """Raised when a stream record is not a valid ingest entry."""
+
+
+_headers_decoder = msgspec.json.Decoder(dict[str, str])
+
+
+def _text(fields: dict[bytes, bytes], name: str) -> str:
+    try:
+        return fields[name.encode()].decode()
+    except KeyError:
+        raise EntryError(f"missing field {name!r}") from None
+    except UnicodeDecodeError:
+        raise EntryError(f"field {name!r} is not valid UTF-8") from None
+
+
+def decode_entry(fields: dict[bytes, bytes]) -> IngestEntry:
+    """Decode the fields of a stream record into an :class:`IngestEntry`.
+
+    Raises :class:`EntryError` naming the first field that is missing or invalid.
+    """
+    version = fields.get(b"v")
+    if version != ENTRY_VERSION:
+        raise EntryError(f"unsupported entry version {version!r}, expected {ENTRY_VERSION!r}")
+
+    received_at = _text(fields, "received_at")
+    if not received_at.isdigit():
+        raise EntryError(f"field 'received_at' is not a Unix time in ms: {received_at!r}")
+
+    try:
+        headers = _headers_decoder.decode(fields.get(b"headers", b""))
+    except msgspec.DecodeError as exc:
+        raise EntryError(f"field 'headers' is not a JSON object of strings: {exc}") from None
+
+    body = fields.get(b"body")
+    if body is None:
+        raise EntryError("missing field 'body'")
+
+    return IngestEntry(
+        event_id=_text(fields, "event_id"),
+        type=_text(fields, "type"),
+        tenant=_text(fields, "tenant"),
+        source=_text(fields, "source"),
+        provider=_text(fields, "provider"),
+        received_at=int(received_at),
+        provider_event_id=_text(fields, "provider_event_id"),
+        headers=headers,
+        body=body,
+    )
