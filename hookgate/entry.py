@@ -23,6 +23,9 @@ Fields, in write order:
 
 from __future__ import annotations
 
+from typing import Any
+
+import hiredis
 import msgspec
 
 ENTRY_VERSION = b"1"
@@ -45,7 +48,9 @@ STANDARD_WEBHOOK = "standard-webhooks.event"
 GRAPH_NOTIFICATION = "graph.notification"
 GRAPH_LIFECYCLE = "graph.lifecycle"
 GMAIL_PUSH = "gmail.push"
-EVENT_TYPES = frozenset({STANDARD_WEBHOOK, GRAPH_NOTIFICATION, GRAPH_LIFECYCLE, GMAIL_PUSH})
+EVENT_TYPES = frozenset(
+    {STANDARD_WEBHOOK, GRAPH_NOTIFICATION, GRAPH_LIFECYCLE, GMAIL_PUSH}
+)
 
 
 class IngestEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,16 +90,22 @@ def decode_entry(fields: dict[bytes, bytes]) -> IngestEntry:
     """
     version = fields.get(b"v")
     if version != ENTRY_VERSION:
-        raise EntryError(f"unsupported entry version {version!r}, expected {ENTRY_VERSION!r}")
+        raise EntryError(
+            f"unsupported entry version {version!r}, expected {ENTRY_VERSION!r}"
+        )
 
     received_at = _text(fields, "received_at")
     if not received_at.isdigit():
-        raise EntryError(f"field 'received_at' is not a Unix time in ms: {received_at!r}")
+        raise EntryError(
+            f"field 'received_at' is not a Unix time in ms: {received_at!r}"
+        )
 
     try:
         headers = _headers_decoder.decode(fields.get(b"headers", b""))
     except msgspec.DecodeError as exc:
-        raise EntryError(f"field 'headers' is not a JSON object of strings: {exc}") from None
+        raise EntryError(
+            f"field 'headers' is not a JSON object of strings: {exc}"
+        ) from None
 
     body = fields.get(b"body")
     if body is None:
@@ -111,3 +122,51 @@ def decode_entry(fields: dict[bytes, bytes]) -> IngestEntry:
         headers=headers,
         body=body,
     )
+
+
+def pack_xadd(
+    stream: bytes,
+    *,
+    event_id: str,
+    type: str,
+    tenant: str,
+    source: str,
+    provider: str,
+    received_at: str,
+    provider_event_id: str,
+    headers: bytes,
+    body: bytes,
+) -> bytes:
+    """Return the RESP bytes of the ``XADD`` that writes one entry to ``stream``.
+
+    ``headers`` is the JSON object already encoded; the fields go in :data:`FIELDS`
+    order.
+    """
+    command: Any = (
+        b"XADD",
+        stream,
+        b"*",
+        b"v",
+        ENTRY_VERSION,
+        b"event_id",
+        event_id,
+        b"type",
+        type,
+        b"tenant",
+        tenant,
+        b"source",
+        source,
+        b"provider",
+        provider,
+        b"received_at",
+        received_at,
+        b"provider_event_id",
+        provider_event_id,
+        b"headers",
+        headers,
+        b"body",
+        body,
+    )
+    # hiredis types its argument as a one-element tuple, hence the Any above.
+    packed: bytes = hiredis.pack_command(command)
+    return packed

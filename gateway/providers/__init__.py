@@ -1,0 +1,77 @@
+"""One module per provider kind; each turns a verified request into event drafts.
+
+A provider's ``accept`` function receives the :class:`Incoming` request and the
+source, and either returns the events to enqueue, returns a :class:`DirectReply`
+(a handshake that enqueues nothing), or raises
+:class:`~hookgate.gateway.errors.Rejection`. It must authenticate before it trusts
+anything in the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import msgspec
+
+from hookgate.config import GatewaySettings, Source
+
+
+class Headers(Protocol):
+    """The part of Granian's RSGI header map that providers use."""
+
+    def get(self, key: str, default: str | None = None) -> str | None: ...
+
+
+class Incoming(msgspec.Struct, kw_only=True):
+    """One request, as far as a provider may look at it."""
+
+    headers: Headers
+    query_string: str
+    body: bytes
+    received_at_ms: int
+
+
+class EventDraft(msgspec.Struct, kw_only=True):
+    """One event to enqueue; the gateway adds id, tenant, source and time."""
+
+    type: str
+    provider_event_id: str
+    headers: dict[str, str]
+    """Request headers kept in the entry, names in lower case."""
+    body: bytes
+
+
+class DirectReply(msgspec.Struct, kw_only=True):
+    """An answer sent as is, with nothing enqueued."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+Accept = Callable[[Incoming, Source, GatewaySettings], list[EventDraft] | DirectReply]
+
+# Headers worth keeping with every entry: they let a consumer trace the request.
+TRACE_HEADERS = ("content-type", "traceparent", "tracestate", "user-agent")
+
+
+def kept_headers(headers: Headers, names: tuple[str, ...]) -> dict[str, str]:
+    """Return the named headers that are present, for the entry's headers field."""
+    kept = {}
+    for name in names:
+        value = headers.get(name)
+        if value is not None:
+            kept[name] = value
+    return kept
+
+
+def registry() -> Mapping[str, Accept]:
+    """Return the ``accept`` function of each provider kind, by config name."""
+    from hookgate.gateway.providers import gmail, graph, standard
+
+    return {
+        "standard-webhooks": standard.accept,
+        "graph": graph.accept,
+        "gmail-pubsub": gmail.accept,
+    }

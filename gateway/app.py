@@ -1,0 +1,304 @@
+"""The RSGI application: routing and the ingest hot path.
+
+Routes:
+
+- ``POST /hooks/{source_id}``: verify, decode, enqueue, then answer 202 with the
+  event id(s); any other outcome is a :class:`~hookgate.gateway.errors.Rejection`.
+- ``GET /healthz``: the process is up.
+- ``GET /readyz``: Redis answers and the batcher has room.
+
+The hot path uses no web framework: Granian hands over the scope and protocol, and
+every response is a single ``response_bytes`` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import hiredis
+import msgspec
+import structlog
+
+from hookgate import entry, keys
+from hookgate.config import Config, Source, load_config
+from hookgate.gateway.batcher import Batcher, Saturated, WriteFailed
+from hookgate.gateway.errors import Rejection
+from hookgate.gateway.ids import EventIds
+from hookgate.gateway.providers import (
+    Accept,
+    DirectReply,
+    Incoming,
+    registry,
+)
+from hookgate.gateway.resp import RedisUnavailable, RespConnection
+from hookgate.gateway.stats import counters
+from hookgate.logs import RateLimiter, configure_logging
+
+log = structlog.get_logger("hookgate.gateway")
+
+HOOKS_PREFIX = "/hooks/"
+JSON = [("content-type", "application/json")]
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Accepted(msgspec.Struct):
+    event_id: str
+
+
+class AcceptedMany(msgspec.Struct):
+    event_ids: list[str]
+
+
+class Route(msgspec.Struct, frozen=True):
+    """A source with its provider's ``accept`` function and stream key."""
+
+    source: Source
+    accept: Accept
+    stream: bytes
+
+
+class Gateway:
+    """One worker's RSGI application; Granian calls ``__rsgi__`` per request."""
+
+    def __init__(self, config: Config, redis_url: str) -> None:
+        self.config = config
+        self.settings = config.gateway
+        accept_by_provider = registry()
+        self.routes = {
+            source.id: Route(
+                source=source,
+                accept=accept_by_provider[source.provider],
+                stream=keys.ingest_stream(source.tenant).encode(),
+            )
+            for source in config.sources
+        }
+        self.connection = RespConnection(
+            redis_url, connect_timeout=self.settings.flush_timeout_ms / 1000
+        )
+        self.batcher: Batcher | None = None
+        self.new_event_id = EventIds()
+        self.retry_after = str(self.settings.retry_after_s)
+        self._rejections_logged = RateLimiter(per_second=1.0)
+
+    # Granian calls these two around the worker's lifetime, on its event loop.
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.batcher = Batcher(
+            self.connection,
+            max_pending=self.settings.max_pending,
+            max_batch=self.settings.max_batch,
+            flush_timeout=self.settings.flush_timeout_ms / 1000,
+        )
+        loop.run_until_complete(self._start())
+
+    async def _start(self) -> None:
+        assert self.batcher is not None
+        self.batcher.start()
+        log.info("gateway.started", pid=os.getpid(), sources=len(self.routes))
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.batcher is not None:
+            timeout = self.settings.flush_timeout_ms / 1000
+            loop.run_until_complete(self.batcher.close(timeout))
+        log.info("gateway.stopped", pid=os.getpid())
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        if scope.proto != "http":
+            return
+        path: str = scope.path
+        if path.startswith(HOOKS_PREFIX):
+            await self._ingest(scope, protocol, path[len(HOOKS_PREFIX) :])
+        elif path == "/healthz":
+            if self._allow_get(scope, protocol):
+                protocol.response_bytes(200, JSON, b'{"status":"ok"}')
+        elif path == "/readyz":
+            if self._allow_get(scope, protocol):
+                await self._ready(protocol)
+        else:
+            self._reject(protocol, Rejection(404, "not_found", "no such route"))
+
+    def _allow_get(self, scope: Any, protocol: Any) -> bool:
+        if scope.method in ("GET", "HEAD"):
+            return True
+        self._reject(
+            protocol,
+            Rejection(405, "method_not_allowed", "use GET", (("allow", "GET, HEAD"),)),
+        )
+        return False
+
+    async def _ingest(self, scope: Any, protocol: Any, source_id: str) -> None:
+        route = self.routes.get(source_id)
+        if route is None:
+            self._reject(protocol, Rejection(404, "unknown_source", "no such source"))
+            return
+        if scope.method != "POST":
+            self._reject(
+                protocol,
+                Rejection(405, "method_not_allowed", "use POST", (("allow", "POST"),)),
+            )
+            return
+
+        try:
+            body = await self._read_body(scope, protocol)
+            incoming = Incoming(
+                headers=scope.headers,
+                query_string=scope.query_string,
+                body=body,
+                received_at_ms=time.time_ns() // 1_000_000,
+            )
+            outcome = route.accept(incoming, route.source, self.settings)
+            if isinstance(outcome, DirectReply):
+                protocol.response_bytes(
+                    outcome.status,
+                    [("content-type", outcome.content_type)],
+                    outcome.body,
+                )
+                return
+            event_ids = await self._enqueue(route, incoming, outcome)
+        except Rejection as rejection:
+            self._reject(protocol, rejection, route.source)
+            return
+
+        counters["accepted"] += len(event_ids)
+        if len(event_ids) == 1:
+            body = _encode(Accepted(event_ids[0]))
+        else:
+            body = _encode(AcceptedMany(event_ids))
+        protocol.response_bytes(202, JSON, body)
+
+    async def _read_body(self, scope: Any, protocol: Any) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = scope.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise Rejection(
+                    400, "invalid_content_length", "Content-Length is not a number"
+                )
+            if int(declared) > limit:
+                raise _too_large(limit)
+            body: bytes = await protocol()
+            return body
+        # No declared length (chunked transfer): read up to the limit, then stop.
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in protocol:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _enqueue(
+        self, route: Route, incoming: Incoming, drafts: list[Any]
+    ) -> list[str]:
+        batcher = self.batcher
+        assert batcher is not None
+        source = route.source
+        received_at = str(incoming.received_at_ms)
+        event_ids = []
+        futures = []
+        try:
+            for draft in drafts:
+                event_id = self.new_event_id()
+                command = entry.pack_xadd(
+                    route.stream,
+                    event_id=event_id,
+                    type=draft.type,
+                    tenant=source.tenant,
+                    source=source.id,
+                    provider=source.provider,
+                    received_at=received_at,
+                    provider_event_id=draft.provider_event_id,
+                    headers=_encode(draft.headers),
+                    body=draft.body,
+                )
+                futures.append(batcher.submit(command))
+                event_ids.append(event_id)
+        except Saturated as exc:
+            # Entries of this request already queued still get written; the provider
+            # retries the whole request, and a duplicate beats a loss.
+            counters["rejected.overloaded"] += 1
+            raise self._unavailable("overloaded", str(exc)) from None
+
+        try:
+            await asyncio.gather(*futures)
+        except (RedisUnavailable, WriteFailed) as exc:
+            counters["rejected.unavailable"] += 1
+            self._log_unavailable(source, exc)
+            raise self._unavailable(
+                "unavailable", "could not write to Redis, retry later"
+            ) from None
+        return event_ids
+
+    def _unavailable(self, code: str, detail: str) -> Rejection:
+        return Rejection(503, code, detail, (("retry-after", self.retry_after),))
+
+    def _log_unavailable(self, source: Source, exc: Exception) -> None:
+        suppressed = self._rejections_logged.allow(("unavailable", source.id))
+        if suppressed is not None:
+            log.error(
+                "webhook.unavailable",
+                source_id=source.id,
+                tenant=source.tenant,
+                error=str(exc),
+                error_type=type(exc).__name__,
+                suppressed=suppressed,
+            )
+
+    def _reject(
+        self, protocol: Any, rejection: Rejection, source: Source | None = None
+    ) -> None:
+        counters[f"rejected.{rejection.code}"] += 1
+        if source is not None:
+            suppressed = self._rejections_logged.allow((rejection.code, source.id))
+            if suppressed is not None:
+                log.info(
+                    "webhook.rejected",
+                    source_id=source.id,
+                    tenant=source.tenant,
+                    provider=source.provider,
+                    status=rejection.status,
+                    reason=rejection.code,
+                    suppressed=suppressed,
+                )
+        headers = [*JSON, *rejection.headers]
+        protocol.response_bytes(rejection.status, headers, rejection.body())
+
+    async def _ready(self, protocol: Any) -> None:
+        problems = []
+        batcher = self.batcher
+        if batcher is not None and batcher.saturated:
+            problems.append("batcher saturated")
+        try:
+            reply = await self.connection.execute(
+                "PING", timeout=self.settings.flush_timeout_ms / 1000
+            )
+            if isinstance(reply, hiredis.ReplyError):
+                problems.append(f"redis: {reply}")
+        except RedisUnavailable as exc:
+            problems.append(str(exc))
+        if problems:
+            body = _encode({"status": "unavailable", "problems": problems})
+            protocol.response_bytes(
+                503, [*JSON, ("retry-after", self.retry_after)], body
+            )
+        else:
+            protocol.response_bytes(200, JSON, b'{"status":"ready"}')
+
+
+def _too_large(limit: int) -> Rejection:
+    return Rejection(413, "body_too_large", f"body exceeds {limit} bytes")
+
+
+def create_app() -> Gateway:
+    """Build a worker's application from ``HOOKGATE_CONFIG`` and ``REDIS_URL``.
+
+    Granian calls this in each worker process (``factory=True``).
+    """
+    configure_logging()
+    config = load_config(os.environ["HOOKGATE_CONFIG"])
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    return Gateway(config, redis_url)

@@ -1,0 +1,175 @@
+"""Group commit: many requests, one Redis round trip.
+
+Each request packs its ``XADD`` commands, hands them to :meth:`Batcher.submit` and
+awaits the returned future. One flush at a time sends every waiting command in one
+write and waits for all their replies; while it is in flight, the next batch fills.
+A future resolves only after Redis confirmed its own entry, so a 202 always means
+the entry is in the stream.
+
+The flush is pipelined, not transactional (no MULTI): one entry's failure does not
+fail its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from typing import Any
+
+import hiredis
+import structlog
+
+from hookgate.gateway.resp import RedisUnavailable, RespConnection
+
+log = structlog.get_logger("hookgate.gateway.batcher")
+
+
+class Saturated(RuntimeError):
+    """Raised by :meth:`Batcher.submit` when ``max_pending`` entries already wait."""
+
+
+class WriteFailed(RuntimeError):
+    """Set on a future whose entry Redis rejected or never confirmed."""
+
+
+class BatcherStats:
+    """Counters read by health checks, tests and the load test harness."""
+
+    __slots__ = ("entries", "failed_entries", "flushes", "max_batch_seen")
+
+    def __init__(self) -> None:
+        self.flushes = 0
+        self.entries = 0
+        self.failed_entries = 0
+        self.max_batch_seen = 0
+
+
+class Batcher:
+    """Collects packed commands and flushes them over one :class:`RespConnection`.
+
+    ``max_pending`` bounds the entries waiting for a flush, ``max_batch`` the entries
+    in one flush, and ``flush_timeout`` (seconds) how long a flush may wait for
+    Redis before every entry in it fails.
+    """
+
+    def __init__(
+        self,
+        connection: RespConnection,
+        *,
+        max_pending: int,
+        max_batch: int,
+        flush_timeout: float,
+    ) -> None:
+        self._connection = connection
+        self._max_pending = max_pending
+        self._max_batch = max_batch
+        self._flush_timeout = flush_timeout
+        self._waiting: collections.deque[tuple[bytes, asyncio.Future[Any]]] = (
+            collections.deque()
+        )
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.stats = BatcherStats()
+
+    @property
+    def waiting(self) -> int:
+        """Entries submitted and not yet handed to a flush."""
+        return len(self._waiting)
+
+    @property
+    def saturated(self) -> bool:
+        return len(self._waiting) >= self._max_pending
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def submit(self, command: bytes) -> asyncio.Future[Any]:
+        """Queue one packed command; the future gets its Redis reply.
+
+        Raises :class:`Saturated` when the queue is full. The future fails with
+        :class:`WriteFailed` if Redis rejects the command, or with
+        :class:`RedisUnavailable` if Redis cannot be reached in time.
+        """
+        if self._closing:
+            raise Saturated("gateway is shutting down")
+        if len(self._waiting) >= self._max_pending:
+            raise Saturated(f"{self._max_pending} entries already waiting for Redis")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((command, future))
+        self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._waiting:
+                count = min(len(self._waiting), self._max_batch)
+                batch = [self._waiting.popleft() for _ in range(count)]
+                await self._flush(batch)
+            if self._closing:
+                return
+
+    async def _flush(self, batch: list[tuple[bytes, asyncio.Future[Any]]]) -> None:
+        stats = self.stats
+        stats.flushes += 1
+        stats.entries += len(batch)
+        if len(batch) > stats.max_batch_seen:
+            stats.max_batch_seen = len(batch)
+
+        started = time.perf_counter()
+        payload = b"".join([command for command, _ in batch])
+        try:
+            async with asyncio.timeout(self._flush_timeout):
+                protocol = await self._connection.get()
+                replies = await protocol.send(payload, len(batch))
+        except TimeoutError:
+            # The entries may still reach the stream after this; the 503 makes the
+            # provider retry, so a late write can only ever duplicate, never lose.
+            self._connection.drop()
+            self._fail(batch, RedisUnavailable("timed out waiting for Redis"))
+            log.warning(
+                "flush.failed",
+                reason="timeout",
+                batch_size=len(batch),
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            return
+        except RedisUnavailable as exc:
+            self._connection.drop()
+            self._fail(batch, exc)
+            log.warning("flush.failed", reason=str(exc), batch_size=len(batch))
+            return
+
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if future.done():
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                stats.failed_entries += 1
+                future.set_exception(WriteFailed(str(reply)))
+            else:
+                future.set_result(reply)
+
+    def _fail(
+        self, batch: list[tuple[bytes, asyncio.Future[Any]]], exc: Exception
+    ) -> None:
+        self.stats.failed_entries += len(batch)
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+
+    async def close(self, timeout: float) -> None:
+        """Stop taking entries, flush what waits, and stop the flush task."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._task
+            except TimeoutError:
+                self._task.cancel()
+        self._fail(list(self._waiting), RedisUnavailable("gateway shut down"))
+        self._waiting.clear()
+        self._connection.drop()

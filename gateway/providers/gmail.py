@@ -1,0 +1,93 @@
+"""Gmail notifications through a Pub/Sub push subscription.
+
+The push endpoint URL carries a per-source token as ``?token=...``, compared in
+constant time with the source's secrets. The envelope's ``message.data`` is base64 of
+a JSON object with the mailbox's ``emailAddress`` and ``historyId``; both are checked
+here so that a consumer never receives a push it cannot use.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from urllib.parse import parse_qs
+
+import msgspec
+
+from hookgate import entry
+from hookgate.config import GatewaySettings, Source
+from hookgate.gateway.errors import bad_request, unauthorized
+from hookgate.gateway.providers import TRACE_HEADERS, EventDraft, Incoming, kept_headers
+
+
+class PushMessage(msgspec.Struct, rename="camel"):
+    data: str
+    message_id: str
+    publish_time: str | None = None
+    attributes: dict[str, str] | None = None
+
+
+class PushEnvelope(msgspec.Struct):
+    message: PushMessage
+    subscription: str
+
+
+class MailboxNotification(msgspec.Struct, rename="camel"):
+    email_address: str
+    history_id: int | str
+
+
+_decode_envelope = msgspec.json.Decoder(PushEnvelope).decode
+_decode_notification = msgspec.json.Decoder(MailboxNotification).decode
+
+
+def _check_token(query_string: str, secrets: tuple[bytes, ...]) -> None:
+    tokens = parse_qs(query_string, keep_blank_values=True).get("token")
+    if not tokens:
+        raise unauthorized("missing_token", "the push URL carries no token parameter")
+    if len(tokens) > 1:
+        raise bad_request("invalid_token", "token given more than once")
+    offered = tokens[0].encode()
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(offered, secret)
+    if not matched:
+        raise unauthorized("invalid_token", "token does not match")
+
+
+def accept(
+    incoming: Incoming, source: Source, settings: GatewaySettings
+) -> list[EventDraft]:
+    """Authenticate and check one push; see the module docstring."""
+    _check_token(incoming.query_string, source.secrets)
+
+    try:
+        envelope = _decode_envelope(incoming.body)
+    except msgspec.ValidationError as exc:
+        raise bad_request(
+            "invalid_payload", f"not a Pub/Sub push envelope: {exc}"
+        ) from None
+    except msgspec.DecodeError:
+        raise bad_request("invalid_json", "body is not valid JSON") from None
+
+    try:
+        data = base64.b64decode(envelope.message.data, validate=True)
+        _decode_notification(data)
+    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+        detail = "message.data is not base64 of a Gmail notification"
+        if isinstance(exc, msgspec.ValidationError):
+            detail = f"{detail}: {exc}"
+        raise bad_request("invalid_payload", detail) from None
+
+    if not envelope.message.message_id:
+        raise bad_request("invalid_payload", "message.messageId is empty")
+
+    return [
+        EventDraft(
+            type=entry.GMAIL_PUSH,
+            provider_event_id=envelope.message.message_id,
+            headers=kept_headers(incoming.headers, TRACE_HEADERS),
+            body=incoming.body,
+        )
+    ]

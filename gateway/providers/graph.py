@@ -1,0 +1,170 @@
+"""Microsoft Graph change notifications, authenticated by ``clientState``.
+
+Graph first validates a new subscription by POSTing ``?validationToken=...``; the
+gateway echoes the decoded token as ``text/plain`` and enqueues nothing. After that,
+Graph POSTs collections (``{"value": [...]}``) whose items each carry the
+subscription's ``clientState``. Items whose ``clientState`` matches no secret of the
+source are dropped and counted; a collection in which no item matches is rejected.
+Each accepted item becomes its own event whose body is the item's bytes exactly as
+they appear in the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from urllib.parse import parse_qs
+
+import msgspec
+import structlog
+
+from hookgate import entry
+from hookgate.config import GatewaySettings, Source
+from hookgate.gateway.errors import bad_request, unauthorized
+from hookgate.gateway.providers import (
+    TRACE_HEADERS,
+    DirectReply,
+    EventDraft,
+    Incoming,
+    kept_headers,
+)
+from hookgate.gateway.stats import counters
+
+log = structlog.get_logger("hookgate.gateway.graph")
+
+# Graph's validation tokens are short opaque strings; anything far longer is not one.
+MAX_VALIDATION_TOKEN = 1024
+
+
+class ResourceData(msgspec.Struct):
+    id: str | None = None
+
+
+class Notification(msgspec.Struct, rename="camel"):
+    """One item of a notification collection, as far as the gateway reads it."""
+
+    subscription_id: str | None = None
+    client_state: str | None = None
+    change_type: str | None = None
+    resource: str | None = None
+    resource_data: ResourceData | None = None
+    lifecycle_event: str | None = None
+    subscription_expiration_date_time: str | None = None
+
+
+class Collection(msgspec.Struct, rename="camel"):
+    value: list[msgspec.Raw]
+    validation_tokens: list[str] | None = None
+
+
+_decode_collection = msgspec.json.Decoder(Collection).decode
+_decode_notification = msgspec.json.Decoder(Notification).decode
+
+
+def _handshake(query_string: str) -> DirectReply | None:
+    if "validationToken" not in query_string:
+        return None
+    tokens = parse_qs(query_string, keep_blank_values=True).get("validationToken")
+    if not tokens:
+        return None
+    if len(tokens) > 1:
+        raise bad_request(
+            "invalid_validation_token", "validationToken given more than once"
+        )
+    token = tokens[0]
+    if not token or len(token) > MAX_VALIDATION_TOKEN:
+        raise bad_request(
+            "invalid_validation_token",
+            f"validationToken must be 1 to {MAX_VALIDATION_TOKEN} characters",
+        )
+    return DirectReply(status=200, content_type="text/plain", body=token.encode())
+
+
+def _matches(client_state: str | None, secrets: tuple[bytes, ...]) -> bool:
+    if client_state is None:
+        return False
+    offered = client_state.encode()
+    matched = False
+    # Every secret is compared, so timing does not tell which one matched.
+    for secret in secrets:
+        matched |= hmac.compare_digest(offered, secret)
+    return matched
+
+
+def _event_id(item: Notification) -> str:
+    # Graph gives a notification no id of its own; these fields identify one change.
+    parts: tuple[str | None, ...]
+    if item.lifecycle_event is not None:
+        parts = (
+            item.subscription_id,
+            item.lifecycle_event,
+            item.subscription_expiration_date_time,
+        )
+    else:
+        resource_id = item.resource_data.id if item.resource_data else None
+        parts = (item.subscription_id, item.change_type, item.resource, resource_id)
+    text = "\n".join(part or "" for part in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def accept(
+    incoming: Incoming, source: Source, settings: GatewaySettings
+) -> list[EventDraft] | DirectReply:
+    """Answer a handshake, or check a collection item by item; see the module."""
+    handshake = _handshake(incoming.query_string)
+    if handshake is not None:
+        return handshake
+
+    try:
+        collection = _decode_collection(incoming.body)
+    except msgspec.ValidationError as exc:
+        raise bad_request(
+            "invalid_payload", f"not a notification collection: {exc}"
+        ) from None
+    except msgspec.DecodeError:
+        raise bad_request("invalid_json", "body is not valid JSON") from None
+    if not collection.value:
+        raise bad_request("invalid_payload", "notification collection is empty")
+
+    headers = kept_headers(incoming.headers, TRACE_HEADERS)
+    drafts: list[EventDraft] = []
+    dropped = 0
+    for index, raw in enumerate(collection.value):
+        try:
+            item = _decode_notification(raw)
+        except msgspec.ValidationError as exc:
+            raise bad_request(
+                "invalid_payload", f"notification {index} is invalid: {exc}"
+            ) from None
+        if not _matches(item.client_state, source.secrets):
+            dropped += 1
+            continue
+        if item.subscription_id is None:
+            raise bad_request(
+                "invalid_payload", f"notification {index} has no subscriptionId"
+            )
+        drafts.append(
+            EventDraft(
+                type=entry.GRAPH_LIFECYCLE
+                if item.lifecycle_event is not None
+                else entry.GRAPH_NOTIFICATION,
+                provider_event_id=_event_id(item),
+                headers=headers,
+                body=bytes(raw),
+            )
+        )
+
+    if dropped:
+        counters["graph.client_state_mismatch"] += dropped
+        log.warning(
+            "graph.notifications_dropped",
+            source_id=source.id,
+            tenant=source.tenant,
+            reason="client_state_mismatch",
+            count=dropped,
+        )
+    if not drafts:
+        raise unauthorized(
+            "invalid_client_state", "no notification carried a valid clientState"
+        )
+    return drafts

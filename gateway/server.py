@@ -1,0 +1,33 @@
+"""Start Granian with the gateway application (``hookgate serve``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from granian import Granian
+from granian.constants import Interfaces, Loops
+
+from hookgate.config import load_config
+from hookgate.logs import logging_dictconfig
+
+
+def serve(config_path: str, *, host: str, port: int, workers: int) -> None:
+    """Validate the config, then run Granian until it is stopped.
+
+    The config is loaded here once so that a broken file stops start-up before any
+    worker spawns; each worker then loads it again from ``HOOKGATE_CONFIG``.
+    """
+    load_config(config_path)
+    os.environ["HOOKGATE_CONFIG"] = str(Path(config_path).resolve())
+    Granian(
+        "hookgate.gateway.app:create_app",
+        factory=True,
+        address=host,
+        port=port,
+        workers=workers,
+        interface=Interfaces.RSGI,
+        loop=Loops.uvloop,
+        log_dictconfig=logging_dictconfig(),
+        websockets=False,
+    ).serve()

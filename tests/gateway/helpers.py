@@ -1,0 +1,104 @@
+"""Builders of provider requests and readers of stream state for gateway tests."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import redis
+from standardwebhooks.webhooks import Webhook
+
+from hookgate.tests.conftest import GRAPH_CLIENT_STATE, STANDARD_SECRET
+
+
+def standard_headers(
+    body: bytes,
+    *,
+    msg_id: str = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+    secret: str = STANDARD_SECRET,
+    sent_at: datetime | None = None,
+) -> dict[str, str]:
+    """Sign ``body`` with the reference ``standardwebhooks`` package."""
+    sent_at = sent_at or datetime.now(tz=UTC)
+    signature = Webhook(secret).sign(msg_id, sent_at, body.decode())
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+
+
+def minutes_ago(minutes: float) -> datetime:
+    return datetime.now(tz=UTC) - timedelta(minutes=minutes)
+
+
+def graph_item(
+    *,
+    client_state: str = GRAPH_CLIENT_STATE,
+    resource: str = "Users/0a1b2c/Messages/AAMkAGI2",
+    change_type: str = "created",
+    resource_id: str = "AAMkAGI2",
+) -> dict[str, object]:
+    return {
+        "subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07",
+        "subscriptionExpirationDateTime": "2026-12-05T18:23:45.9356913Z",
+        "changeType": change_type,
+        "resource": resource,
+        "resourceData": {
+            "@odata.type": "#Microsoft.Graph.Message",
+            "@odata.id": resource,
+            "@odata.etag": 'W/"CQAAABYAAADkrWGo7bouTKlsgTZMr9KwAAAUWRHf"',
+            "id": resource_id,
+        },
+        "clientState": client_state,
+        "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95",
+    }
+
+
+def graph_lifecycle(
+    event: str = "reauthorizationRequired", client_state: str = GRAPH_CLIENT_STATE
+) -> dict[str, object]:
+    return {
+        "subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07",
+        "subscriptionExpirationDateTime": "2026-12-05T18:23:45.9356913Z",
+        "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95",
+        "clientState": client_state,
+        "lifecycleEvent": event,
+    }
+
+
+def gmail_push(
+    email: str = "user@example.com",
+    history_id: int = 9876543,
+    message_id: str = "2070443601311540",
+) -> bytes:
+    data = json.dumps({"emailAddress": email, "historyId": history_id}).encode()
+    envelope = {
+        "message": {
+            "attributes": {},
+            "data": base64.b64encode(data).decode(),
+            "messageId": message_id,
+            "message_id": message_id,
+            "publishTime": "2026-12-04T19:13:55.749Z",
+            "publish_time": "2026-12-04T19:13:55.749Z",
+        },
+        "subscription": "projects/myproject/subscriptions/mysubscription",
+    }
+    return json.dumps(envelope).encode()
+
+
+def all_entries(
+    client: redis.Redis,
+) -> dict[str, list[tuple[bytes, dict[bytes, bytes]]]]:
+    """Return every hookgate stream with its entries, by key name."""
+    streams = {}
+    for key in client.scan_iter(match="hg:*", count=1000):
+        if client.type(key) == b"stream":
+            streams[key.decode()] = client.xrange(key)
+    return streams
+
+
+def entry_count(client: redis.Redis) -> int:
+    return sum(len(entries) for entries in all_entries(client).values())
