@@ -28,14 +28,16 @@ class Verdict(enum.IntEnum):
 
 
 def _load() -> tuple[ModuleType, str]:
+    # Relative imports, because mypy checks this package from the source tree, where
+    # it is named fastpath and hookgate.fastpath does not exist.
     if os.environ.get("HOOKGATE_FASTPATH", "").lower() != "python":
         try:
-            from hookgate.fastpath import _native
+            from . import _native
 
             return _native, "native"
         except ImportError:
             pass
-    from hookgate.fastpath import _pure
+    from . import _pure
 
     return _pure, "python"
 

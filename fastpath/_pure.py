@@ -22,6 +22,14 @@ MISMATCH = 4
 _MAX_TIMESTAMP_DIGITS = 12
 
 
+def _require_bytes(value: object, name: str) -> None:
+    # _native hands these buffers to OpenSSL without the GIL, which is safe only for
+    # immutable bytes, so it rejects bytearray and memoryview. Rejecting them here too
+    # keeps a caller's type error from surfacing only where the extension is built.
+    if not isinstance(value, bytes):
+        raise TypeError(f"{name} must be bytes, got {type(value).__name__}")
+
+
 def _parse_timestamp(timestamp: bytes) -> int | None:
     if not 0 < len(timestamp) <= _MAX_TIMESTAMP_DIGITS:
         return None
@@ -39,7 +47,16 @@ def verify_standard(
     now: int,
     tolerance: int,
 ) -> int:
-    """Verify a Standard Webhooks signature header; see ``hookgate.fastpath``."""
+    """Verify a Standard Webhooks signature header; see ``hookgate.fastpath``.
+
+    Raises TypeError when ``msg_id``, ``timestamp``, ``body``, ``signatures`` or a
+    secret is not bytes.
+    """
+    _require_bytes(msg_id, "msg_id")
+    _require_bytes(timestamp, "timestamp")
+    _require_bytes(body, "body")
+    _require_bytes(signatures, "signatures")
+
     sent_at = _parse_timestamp(timestamp)
     if sent_at is None:
         return BAD_TIMESTAMP
@@ -52,7 +69,11 @@ def verify_standard(
     if not candidates:
         return NO_SIGNATURE
 
-    for secret in secrets:
+    for index, secret in enumerate(secrets):
+        if not isinstance(secret, bytes):
+            raise TypeError(
+                f"secrets[{index}] must be bytes, got {type(secret).__name__}"
+            )
         mac = hmac.new(secret, msg_id, hashlib.sha256)
         mac.update(b".")
         mac.update(timestamp)
