@@ -95,7 +95,7 @@ def decode_entry(fields: dict[bytes, bytes]) -> IngestEntry:
         )
 
     received_at = _text(fields, "received_at")
-    if not received_at.isdigit():
+    if not (received_at.isascii() and received_at.isdigit()):
         raise EntryError(
             f"field 'received_at' is not a Unix time in ms: {received_at!r}"
         )

@@ -6,9 +6,10 @@ schema version: a change that would break a subscriber gets a new struct with a 
 tag (``...v2``), published beside the old one until its subscribers have moved.
 Adding an optional field is not breaking.
 
-Decode with :data:`DownstreamEvent`::
+Each entry keeps the event's JSON in its one field, ``__data__``, the field that
+FastStream's Redis parser reads a body from. Decode with :data:`DownstreamEvent`::
 
-    event = msgspec.json.decode(data, type=DownstreamEvent)
+    event = msgspec.json.decode(fields[b"__data__"], type=DownstreamEvent)
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import msgspec
 
 
 class MailboxChanged(
-    msgspec.Struct, kw_only=True, frozen=True, tag="mailbox.changed.v1", tag_field="type"
+    msgspec.Struct,
+    kw_only=True,
+    frozen=True,
+    tag="mailbox.changed.v1",
+    tag_field="type",
 ):
     """Something changed in one mailbox; the subscriber syncs from ``cursor``.
 
@@ -43,7 +48,11 @@ class MailboxChanged(
 
 
 class WebhookReceived(
-    msgspec.Struct, kw_only=True, frozen=True, tag="webhook.received.v1", tag_field="type"
+    msgspec.Struct,
+    kw_only=True,
+    frozen=True,
+    tag="webhook.received.v1",
+    tag_field="type",
 ):
     """A verified Standard Webhooks delivery, passed through with its payload."""
 

@@ -107,6 +107,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _redis_url_for_consumer_tests(redis_server: RedisServer) -> None:
+    # Consumer tests keep to database 9 and build their clients from this variable.
+    os.environ["HOOKGATE_TEST_REDIS_URL"] = f"redis://127.0.0.1:{redis_server.port}/9"
+
+
 @pytest.fixture
 def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     """A client of the session's Redis, emptied before each test."""

@@ -1,0 +1,279 @@
+"""The ingest consumer: a FastStream app that turns ingest entries into events.
+
+One stream subscriber per tenant reads the tenant's ingest stream in the consumer
+group :data:`hookgate.keys.INGEST_GROUP`. Each entry is decoded, converted into its
+downstream event and published to the tenant's events stream. An entry is
+acknowledged only after that publish succeeded. Entries that cannot be converted go
+to the tenant's dead-letter stream and are then acknowledged, so the entries
+behind them are never held up.
+
+Delivery is at least once: a crash between the publish and the XACK leaves the
+entry pending, and processing it again after a reclaim publishes a second event
+with the same ``event_id``.
+
+This module reads and writes Redis only through the broker's connection, and it
+never logs bodies, headers or secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, cast
+
+import structlog
+from faststream import AckPolicy, Context, FastStream, NoCast
+from faststream.message import StreamMessage
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.message import (
+    ConsumerProtocol,
+    DefaultStreamMessage,
+    RedisStreamMessage,
+)
+from redis.exceptions import RedisError, ResponseError
+
+from hookgate.config import Config
+from hookgate.entry import EntryError, IngestEntry, decode_entry
+from hookgate.events import DownstreamEvent
+from hookgate.keys import INGEST_GROUP, events_stream, ingest_stream
+
+from .canonical import ConversionError, convert_entry
+from .deadletter import write_dead_letter
+from .downstream import event_fields
+
+logger = structlog.get_logger()
+
+# Bounds one XREADGROUP reply, so a backlog is read in steps rather than in one
+# reply that contains every waiting entry.
+READ_COUNT = 100
+
+# The decoder already returns typed values, so FastStream passes them through
+# without validating them a second time.
+DecodedEntry = Annotated[IngestEntry | EntryError, NoCast]
+EntryMessage = Annotated[RedisStreamMessage, Context("message")]
+EntryHandler = Callable[[IngestEntry | EntryError, RedisStreamMessage], Awaitable[None]]
+
+
+def _decode_ingest_entry(message: StreamMessage[Any]) -> IngestEntry | EntryError:
+    """Decode the fields of an ingest stream message into an :class:`IngestEntry`.
+
+    Returns the :class:`EntryError` instead of raising it, because FastStream does
+    not call the handler when the decoder raises, and the handler must dead-letter
+    the entry.
+    """
+    fields: dict[bytes, bytes] = message.raw_message["data"]
+    try:
+        return decode_entry(fields)
+    except EntryError as exc:
+        return exc
+    except ValueError as exc:
+        # decode_entry checks received_at with str.isdigit(), which accepts Unicode
+        # digits such as "²" that int() then rejects with a plain ValueError.
+        return EntryError(f"invalid entry: {exc}")
+
+
+def _entry_parser(
+    broker: RedisBroker,
+) -> Callable[[DefaultStreamMessage], Awaitable[RedisStreamMessage]]:
+    # FastStream's default stream parser (0.7.8) serializes the entry's fields as
+    # JSON, which raises UnicodeDecodeError on bodies that are not UTF-8. This
+    # parser keeps the fields as bytes and binds the message to the broker's
+    # connection and the ingest group, so message.ack() sends XACK for the entry to
+    # the stream it came from.
+    async def parse_entry(raw: DefaultStreamMessage) -> RedisStreamMessage:
+        redis = await broker.connect()
+        entry_id = raw["message_ids"][0].decode()
+        return RedisStreamMessage(
+            raw_message=raw,
+            body=raw["data"],
+            # FastStream's protocol types xack() narrower than redis-py does, but
+            # FastStream binds its own stream messages to the same client.
+            consumer=cast(ConsumerProtocol, redis),
+            group=INGEST_GROUP,
+            message_id=entry_id,
+            correlation_id=entry_id,
+        )
+
+    return parse_entry
+
+
+def _failed_at_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def _ack(message: RedisStreamMessage, log: Any) -> None:
+    try:
+        await message.ack()
+    except RedisError as exc:
+        # The entry stays pending, so a reclaim processes it a second time.
+        log.error("entry.ack_failed", reason=str(exc))
+
+
+async def _dead_letter(
+    broker: RedisBroker,
+    tenant: str,
+    message: RedisStreamMessage,
+    error: EntryError | ConversionError,
+    entry: IngestEntry | None,
+) -> None:
+    raw = message.raw_message
+    entry_id = raw["message_ids"][0]
+    log = logger.bind(tenant=tenant, entry_id=entry_id.decode())
+    if entry is not None:
+        log = log.bind(source_id=entry.source, event_id=entry.event_id)
+
+    redis = await broker.connect()
+    try:
+        await write_dead_letter(
+            redis,
+            tenant,
+            raw["data"],
+            error=error,
+            stream=raw["channel"],
+            entry_id=entry_id,
+            failed_at=_failed_at_ms(),
+        )
+    except RedisError as exc:
+        # Not acknowledged: the entry stays pending rather than being lost.
+        log.error(
+            "entry.dead_letter_failed",
+            reason=str(exc),
+            error_type=type(error).__name__,
+        )
+        return
+
+    await _ack(message, log)
+    log.warning(
+        "entry.dead_lettered", reason=str(error), error_type=type(error).__name__
+    )
+
+
+async def _publish(
+    broker: RedisBroker,
+    tenant: str,
+    message: RedisStreamMessage,
+    event: DownstreamEvent,
+) -> None:
+    entry_id = message.raw_message["message_ids"][0]
+    log = logger.bind(
+        tenant=tenant,
+        entry_id=entry_id.decode(),
+        source_id=event.source,
+        event_id=event.event_id,
+    )
+
+    redis = await broker.connect()
+    # redis-py types the field mapping with invariant key and value types, which a
+    # dict[str, bytes] does not match although it accepts one.
+    fields: dict[Any, Any] = event_fields(event)
+    try:
+        await redis.xadd(events_stream(tenant), fields)
+    except RedisError as exc:
+        # NOTE: the entry stays in this consumer's pending list, and nothing reads
+        # it again until reclaiming (XAUTOCLAIM) is built. A restart does not help,
+        # because subscribers read only entries never delivered to the group.
+        log.error("entry.publish_failed", reason=str(exc))
+        return
+
+    await _ack(message, log)
+
+
+def _entry_handler(broker: RedisBroker, tenant: str) -> EntryHandler:
+    async def handle_entry(decoded: DecodedEntry, message: EntryMessage) -> None:
+        if isinstance(decoded, EntryError):
+            await _dead_letter(broker, tenant, message, decoded, entry=None)
+            return
+
+        try:
+            event = convert_entry(decoded, tenant)
+        except ConversionError as exc:
+            await _dead_letter(broker, tenant, message, exc, entry=decoded)
+            return
+
+        await _publish(broker, tenant, message, event)
+
+    return handle_entry
+
+
+async def _create_groups(broker: RedisBroker, tenants: Sequence[str]) -> None:
+    # FastStream (0.7.8) creates a missing group at "$", which skips entries written
+    # before the first consumer started, so the group is created here first, at id
+    # 0. Passing last_id="0" to StreamSub instead would make FastStream read with
+    # id 0 after a restart, which returns only this consumer's pending entries and
+    # never new ones.
+    redis = await broker.connect()
+    for tenant in tenants:
+        try:
+            await redis.xgroup_create(
+                ingest_stream(tenant), INGEST_GROUP, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if not str(exc).startswith("BUSYGROUP"):
+                raise
+
+
+def create_app(config: Config, redis_url: str, consumer_name: str) -> FastStream:
+    """Build the ingest consumer app for every tenant in ``config``.
+
+    ``consumer_name`` names this process in the consumer group and must be unique
+    among running consumers. Start the app with ``run()`` or ``async with app``,
+    not by starting its broker alone, because the startup hook that creates the
+    groups must run before the subscribers start.
+
+    Raises :class:`ValueError` when ``consumer_name`` is empty.
+    """
+    if not consumer_name:
+        raise ValueError("consumer_name is empty; pass a name unique to this process")
+
+    tenants = config.tenants
+    # FastStream logs every entry's receipt and completion at the broker's log
+    # level. Those lines go to DEBUG, so that INFO holds only starts and stops.
+    broker = RedisBroker(redis_url, log_level=logging.DEBUG)
+    parser = _entry_parser(broker)
+
+    for tenant in tenants:
+        stream = StreamSub(
+            ingest_stream(tenant),
+            group=INGEST_GROUP,
+            consumer=consumer_name,
+            max_records=READ_COUNT,
+        )
+        subscriber = broker.subscriber(
+            stream=stream,
+            parser=parser,
+            decoder=_decode_ingest_entry,
+            ack_policy=AckPolicy.MANUAL,
+        )
+        subscriber(_entry_handler(broker, tenant))
+
+    async def create_groups() -> None:
+        await _create_groups(broker, tenants)
+
+    def log_started() -> None:
+        logger.info(
+            "consumer.started",
+            tenants=tenants,
+            consumer=consumer_name,
+            group=INGEST_GROUP,
+        )
+
+    def log_stopped() -> None:
+        logger.info("consumer.stopped", consumer=consumer_name)
+
+    return FastStream(
+        broker,
+        on_startup=[create_groups],
+        after_startup=[log_started],
+        after_shutdown=[log_stopped],
+    )
+
+
+async def run_consumer(config: Config, redis_url: str, consumer_name: str) -> None:
+    """Run the ingest consumer until SIGINT or SIGTERM.
+
+    Awaits the app's whole run: group creation, consuming and a graceful stop.
+    Raises :class:`redis.exceptions.RedisError` when Redis is unreachable at start.
+    """
+    app = create_app(config, redis_url, consumer_name)
+    await app.run()
