@@ -67,10 +67,6 @@ def _decode_ingest_entry(message: StreamMessage[Any]) -> IngestEntry | EntryErro
         return decode_entry(fields)
     except EntryError as exc:
         return exc
-    except ValueError as exc:
-        # decode_entry checks received_at with str.isdigit(), which accepts Unicode
-        # digits such as "²" that int() then rejects with a plain ValueError.
-        return EntryError(f"invalid entry: {exc}")
 
 
 def _entry_parser(
