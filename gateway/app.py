@@ -77,7 +77,9 @@ class Gateway:
             for source in config.sources
         }
         self.connection = RespConnection(
-            redis_url, connect_timeout=self.settings.flush_timeout_ms / 1000
+            redis_url,
+            connect_timeout=self.settings.flush_timeout_ms / 1000,
+            scripts=(entry.INGEST_SCRIPT,),
         )
         self.batcher: Batcher | None = None
         self.new_event_id = EventIds()
@@ -198,13 +200,18 @@ class Gateway:
         assert batcher is not None
         source = route.source
         received_at = str(incoming.received_at_ms)
-        event_ids = []
+        event_ids: list[str] = []
         futures = []
         try:
             for draft in drafts:
                 event_id = self.new_event_id()
-                command = entry.pack_xadd(
+                seen_key = keys.seen_key(
+                    source.tenant, source.id, draft.provider_event_id
+                )
+                command = entry.pack_ingest(
                     route.stream,
+                    seen_key.encode(),
+                    self.settings.dedup_window_s,
                     event_id=event_id,
                     type=draft.type,
                     tenant=source.tenant,
@@ -224,13 +231,20 @@ class Gateway:
             raise self._unavailable("overloaded", str(exc)) from None
 
         try:
-            await asyncio.gather(*futures)
+            replies = await asyncio.gather(*futures)
         except (RedisUnavailable, WriteFailed) as exc:
             counters["rejected.unavailable"] += 1
             self._log_unavailable(source, exc)
             raise self._unavailable(
                 "unavailable", "could not write to Redis, retry later"
             ) from None
+
+        # Each reply is [1, event id] for a new entry or [0, original event id] for
+        # a repeat within the dedup window, which is answered like the original.
+        for index, (written, event_id) in enumerate(replies):
+            if not written:
+                counters["duplicate"] += 1
+                event_ids[index] = event_id.decode()
         return event_ids
 
     def _unavailable(self, code: str, detail: str) -> Rejection:

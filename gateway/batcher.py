@@ -143,14 +143,19 @@ class Batcher:
             log.warning("flush.failed", reason=str(exc), batch_size=len(batch))
             return
 
+        scripts_missing = False
         for (_, future), reply in zip(batch, replies, strict=True):
-            if future.done():
-                continue
             if isinstance(reply, hiredis.ReplyError):
                 stats.failed_entries += 1
-                future.set_exception(WriteFailed(str(reply)))
-            else:
+                scripts_missing |= str(reply).startswith("NOSCRIPT")
+                if not future.done():
+                    future.set_exception(WriteFailed(str(reply)))
+            elif not future.done():
                 future.set_result(reply)
+        if scripts_missing:
+            # Someone flushed the script cache; a new connection loads it again.
+            log.warning("flush.script_missing", batch_size=len(batch))
+            self._connection.drop()
 
     def _fail(
         self, batch: list[tuple[bytes, asyncio.Future[Any]]], exc: Exception

@@ -107,7 +107,13 @@ class RespConnection:
     password and database number, as redis-py parses them.
     """
 
-    def __init__(self, url: str, *, connect_timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float = 1.0,
+        scripts: tuple[bytes, ...] = (),
+    ) -> None:
         options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         self._host: str = options.get("host", "localhost")
         self._port: int = options.get("port", 6379)
@@ -119,6 +125,8 @@ class RespConnection:
         self._password: str | None = options.get("password")
         self._db: int = options.get("db", 0)
         self._connect_timeout = connect_timeout
+        # Loaded on every new connection, because a restarted Redis forgets them.
+        self._scripts = scripts
         self._protocol: RespProtocol | None = None
         self._connecting: asyncio.Future[RespProtocol] | None = None
 
@@ -144,6 +152,8 @@ class RespConnection:
                 setup.append(("AUTH", self._password))
         if self._db:
             setup.append(("SELECT", self._db))
+        for script in self._scripts:
+            setup.append(("SCRIPT", "LOAD", script))
         if setup:
             payload = b"".join(hiredis.pack_command(command) for command in setup)
             for reply in await protocol.send(payload, len(setup)):
@@ -160,14 +170,14 @@ class RespConnection:
         """
         if self._protocol is not None and not self._protocol.closed:
             return self._protocol
-        # Concurrent callers share one connection attempt.
-        if self._connecting is None:
+        # Concurrent callers share one connection attempt. A finished attempt is
+        # never reused, so a failure is reported to the callers that waited for it
+        # and the next caller tries again.
+        if self._connecting is None or self._connecting.done():
             self._connecting = asyncio.ensure_future(self._connect())
-        try:
-            return await asyncio.shield(self._connecting)
-        finally:
-            if self._connecting is not None and self._connecting.done():
-                self._connecting = None
+            # Marks the failure as seen when every waiter timed out before it.
+            self._connecting.add_done_callback(_consume_exception)
+        return await asyncio.shield(self._connecting)
 
     async def _connect(self) -> RespProtocol:
         try:
@@ -195,3 +205,8 @@ class RespConnection:
             self.drop()
             raise RedisUnavailable("timed out waiting for Redis") from None
         return reply
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -54,6 +54,9 @@ class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Value of the Retry-After header on 503 answers, in seconds."""
     timestamp_tolerance_s: int = 300
     """Allowed distance between a signed timestamp and this host's clock."""
+    dedup_window_s: int = 72 * 3600
+    """How long a provider event id is remembered per source, in seconds; a repeat
+    within the window is answered with the original event id and not enqueued."""
 
 
 class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -23,6 +23,7 @@ Fields, in write order:
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import hiredis
@@ -122,6 +123,76 @@ def decode_entry(fields: dict[bytes, bytes]) -> IngestEntry:
         headers=headers,
         body=body,
     )
+
+
+# Writes one entry unless its provider event id was seen within the window, in one
+# atomic step, so two concurrent deliveries of one event cannot both be written.
+# KEYS: the ingest stream, the seen key. ARGV: window in seconds, event id, then the
+# entry's field/value pairs. Returns {1, event id} when written, {0, original event
+# id} for a repeat.
+INGEST_SCRIPT = b"""
+local original = redis.call('GET', KEYS[2])
+if original then
+  return {0, original}
+end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
+return {1, ARGV[2]}
+"""
+INGEST_SCRIPT_SHA = hashlib.sha1(INGEST_SCRIPT).hexdigest().encode()
+
+
+def pack_ingest(
+    stream: bytes,
+    seen_key: bytes,
+    window_s: int,
+    *,
+    event_id: str,
+    type: str,
+    tenant: str,
+    source: str,
+    provider: str,
+    received_at: str,
+    provider_event_id: str,
+    headers: bytes,
+    body: bytes,
+) -> bytes:
+    """Return the RESP bytes of the ``EVALSHA`` that writes one entry once.
+
+    Redis must have :data:`INGEST_SCRIPT` loaded; the gateway loads it on every new
+    connection. See :func:`pack_xadd` for the fields.
+    """
+    command: Any = (
+        b"EVALSHA",
+        INGEST_SCRIPT_SHA,
+        b"2",
+        stream,
+        seen_key,
+        window_s,
+        event_id,
+        b"v",
+        ENTRY_VERSION,
+        b"event_id",
+        event_id,
+        b"type",
+        type,
+        b"tenant",
+        tenant,
+        b"source",
+        source,
+        b"provider",
+        provider,
+        b"received_at",
+        received_at,
+        b"provider_event_id",
+        provider_event_id,
+        b"headers",
+        headers,
+        b"body",
+        body,
+    )
+    packed: bytes = hiredis.pack_command(command)
+    return packed
 
 
 def pack_xadd(

@@ -27,6 +27,15 @@ def dead_letter_stream(tenant: str) -> str:
     return f"{PREFIX}:{{{tenant}}}:dead"
 
 
+def seen_key(tenant: str, source: str, provider_event_id: str) -> str:
+    """Return the key that remembers a provider event id within the dedup window.
+
+    Its value is the hookgate event id the first delivery got, so a repeated
+    delivery is answered with the same id.
+    """
+    return f"{PREFIX}:{{{tenant}}}:seen:{source}:{provider_event_id}"
+
+
 STREAM_KINDS = {
     "ingest": ingest_stream,
     "events": events_stream,
