@@ -25,6 +25,7 @@ import structlog
 from hookgate import entry, keys
 from hookgate.config import Config, Source, load_config
 from hookgate.gateway.batcher import Batcher, Saturated, WriteFailed
+from hookgate.gateway.body import charset_of, decode_content, too_large
 from hookgate.gateway.errors import Rejection
 from hookgate.gateway.ids import EventIds
 from hookgate.gateway.providers import (
@@ -32,6 +33,7 @@ from hookgate.gateway.providers import (
     DirectReply,
     Incoming,
     registry,
+    single_header,
 )
 from hookgate.gateway.resp import RedisUnavailable, RespConnection
 from hookgate.gateway.stats import counters
@@ -144,11 +146,17 @@ class Gateway:
             return
 
         try:
-            body = await self._read_body(scope, protocol)
+            headers = scope.headers
+            body = decode_content(
+                await self._read_body(scope, protocol),
+                single_header(headers, "content-encoding"),
+                self.settings.max_body_bytes,
+            )
             incoming = Incoming(
-                headers=scope.headers,
+                headers=headers,
                 query_string=scope.query_string,
                 body=body,
+                charset=charset_of(headers.get("content-type")),
                 received_at_ms=time.time_ns() // 1_000_000,
             )
             outcome = route.accept(incoming, route.source, self.settings)
@@ -180,7 +188,7 @@ class Gateway:
                     400, "invalid_content_length", "Content-Length is not a number"
                 )
             if int(declared) > limit:
-                raise _too_large(limit)
+                raise too_large(limit)
             body: bytes = await protocol()
             return body
         # No declared length (chunked transfer): read up to the limit, then stop.
@@ -189,7 +197,7 @@ class Gateway:
         async for chunk in protocol:
             size += len(chunk)
             if size > limit:
-                raise _too_large(limit)
+                raise too_large(limit)
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -301,10 +309,6 @@ class Gateway:
             )
         else:
             protocol.response_bytes(200, JSON, b'{"status":"ready"}')
-
-
-def _too_large(limit: int) -> Rejection:
-    return Rejection(413, "body_too_large", f"body exceeds {limit} bytes")
 
 
 def create_app() -> Gateway:

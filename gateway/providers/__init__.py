@@ -10,11 +10,15 @@ anything in the body.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 
 from hookgate.config import GatewaySettings, Source
+from hookgate.gateway.body import utf8_json
+from hookgate.gateway.errors import bad_request
+
+T = TypeVar("T")
 
 
 class Headers(Protocol):
@@ -22,14 +26,55 @@ class Headers(Protocol):
 
     def get(self, key: str, default: str | None = None) -> str | None: ...
 
+    def get_all(self, key: str) -> list[str]: ...
+
 
 class Incoming(msgspec.Struct, kw_only=True):
-    """One request, as far as a provider may look at it."""
+    """One request, as far as a provider may look at it.
+
+    ``body`` is after content decoding; ``charset`` is the Content-Type's charset.
+    """
 
     headers: Headers
     query_string: str
     body: bytes
+    charset: str
     received_at_ms: int
+
+
+def single_header(headers: Headers, name: str) -> str | None:
+    """Return a header's value, rejecting a header repeated with different values.
+
+    A repeated signature or id header is ambiguous: the gateway and a later reader
+    could each pick a different copy.
+    """
+    values = headers.get_all(name)
+    if not values:
+        return None
+    first: str = values[0]
+    for value in values[1:]:
+        if value != first:
+            raise bad_request(
+                "conflicting_headers", f"{name} is repeated with different values"
+            )
+    return first
+
+
+def decode_json(decoder: Callable[[bytes], T], incoming: Incoming, what: str) -> T:
+    """Decode the body with ``decoder``, mapping every failure to a 400.
+
+    ``what`` names the expected document in the error detail.
+    """
+    document = utf8_json(incoming.body, incoming.charset)
+    try:
+        return decoder(document)
+    except msgspec.ValidationError as exc:
+        raise bad_request("invalid_payload", f"body is not {what}: {exc}") from None
+    except msgspec.DecodeError:
+        raise bad_request("invalid_json", "body is not valid JSON") from None
+    except RecursionError:
+        # msgspec gives up on deep nesting with RecursionError, not DecodeError.
+        raise bad_request("invalid_json", "body is nested too deeply") from None
 
 
 class EventDraft(msgspec.Struct, kw_only=True):

@@ -18,7 +18,13 @@ import msgspec
 from hookgate import entry
 from hookgate.config import GatewaySettings, Source
 from hookgate.gateway.errors import bad_request, unauthorized
-from hookgate.gateway.providers import TRACE_HEADERS, EventDraft, Incoming, kept_headers
+from hookgate.gateway.providers import (
+    TRACE_HEADERS,
+    EventDraft,
+    Incoming,
+    decode_json,
+    kept_headers,
+)
 
 
 class PushMessage(msgspec.Struct, rename="camel"):
@@ -62,19 +68,12 @@ def accept(
     """Authenticate and check one push; see the module docstring."""
     _check_token(incoming.query_string, source.secrets)
 
-    try:
-        envelope = _decode_envelope(incoming.body)
-    except msgspec.ValidationError as exc:
-        raise bad_request(
-            "invalid_payload", f"not a Pub/Sub push envelope: {exc}"
-        ) from None
-    except msgspec.DecodeError:
-        raise bad_request("invalid_json", "body is not valid JSON") from None
+    envelope = decode_json(_decode_envelope, incoming, "a Pub/Sub push envelope")
 
     try:
         data = base64.b64decode(envelope.message.data, validate=True)
         _decode_notification(data)
-    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+    except (binascii.Error, ValueError, msgspec.DecodeError, RecursionError) as exc:
         detail = "message.data is not base64 of a Gmail notification"
         if isinstance(exc, msgspec.ValidationError):
             detail = f"{detail}: {exc}"

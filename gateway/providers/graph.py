@@ -26,6 +26,7 @@ from hookgate.gateway.providers import (
     DirectReply,
     EventDraft,
     Incoming,
+    decode_json,
     kept_headers,
 )
 from hookgate.gateway.stats import counters
@@ -115,14 +116,7 @@ def accept(
     if handshake is not None:
         return handshake
 
-    try:
-        collection = _decode_collection(incoming.body)
-    except msgspec.ValidationError as exc:
-        raise bad_request(
-            "invalid_payload", f"not a notification collection: {exc}"
-        ) from None
-    except msgspec.DecodeError:
-        raise bad_request("invalid_json", "body is not valid JSON") from None
+    collection = decode_json(_decode_collection, incoming, "a notification collection")
     if not collection.value:
         raise bad_request("invalid_payload", "notification collection is empty")
 
@@ -136,6 +130,8 @@ def accept(
             raise bad_request(
                 "invalid_payload", f"notification {index} is invalid: {exc}"
             ) from None
+        except RecursionError:
+            raise bad_request("invalid_json", "body is nested too deeply") from None
         if not _matches(item.client_state, source.secrets):
             dropped += 1
             continue

@@ -14,7 +14,14 @@ from hookgate import entry
 from hookgate.config import GatewaySettings, Source
 from hookgate.fastpath import Verdict, verify_standard
 from hookgate.gateway.errors import Rejection, bad_request
-from hookgate.gateway.providers import TRACE_HEADERS, EventDraft, Incoming, kept_headers
+from hookgate.gateway.providers import (
+    TRACE_HEADERS,
+    EventDraft,
+    Incoming,
+    decode_json,
+    kept_headers,
+    single_header,
+)
 
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 KEPT_HEADERS = SIGNATURE_HEADERS + TRACE_HEADERS
@@ -58,9 +65,9 @@ def accept(
 ) -> list[EventDraft]:
     """Verify and check one Standard Webhooks delivery; see the module docstring."""
     headers = incoming.headers
-    msg_id = headers.get("webhook-id")
-    timestamp = headers.get("webhook-timestamp")
-    signatures = headers.get("webhook-signature")
+    msg_id = single_header(headers, "webhook-id")
+    timestamp = single_header(headers, "webhook-timestamp")
+    signatures = single_header(headers, "webhook-signature")
     if msg_id is None or timestamp is None or signatures is None:
         missing = [name for name in SIGNATURE_HEADERS if headers.get(name) is None]
         raise bad_request(
@@ -83,14 +90,7 @@ def accept(
     if verdict:
         raise Rejection(*_REJECTIONS[Verdict(verdict)])
 
-    try:
-        _decode_payload(incoming.body)
-    except msgspec.ValidationError as exc:
-        raise bad_request(
-            "invalid_payload", f"payload is not a webhook object: {exc}"
-        ) from None
-    except msgspec.DecodeError:
-        raise bad_request("invalid_json", "body is not valid JSON") from None
+    decode_json(_decode_payload, incoming, "a webhook object")
 
     return [
         EventDraft(
