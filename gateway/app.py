@@ -28,11 +28,12 @@ from hookgate.gateway.batcher import Batcher, Saturated, WriteFailed
 from hookgate.gateway.body import charset_of, decode_content, too_large
 from hookgate.gateway.errors import Rejection
 from hookgate.gateway.ids import EventIds
+from hookgate.gateway.jwks import JwksCache
 from hookgate.gateway.providers import (
     Accept,
     DirectReply,
     Incoming,
-    registry,
+    build_accept,
     single_header,
 )
 from hookgate.gateway.resp import RedisUnavailable, RespConnection
@@ -69,11 +70,11 @@ class Gateway:
     def __init__(self, config: Config, redis_url: str) -> None:
         self.config = config
         self.settings = config.gateway
-        accept_by_provider = registry()
+        self.jwks_caches: dict[str, JwksCache] = {}
         self.routes = {
             source.id: Route(
                 source=source,
-                accept=accept_by_provider[source.provider],
+                accept=build_accept(source, self._jwks_for),
                 stream=keys.ingest_stream(source.tenant).encode(),
             )
             for source in config.sources
@@ -87,6 +88,12 @@ class Gateway:
         self.new_event_id = EventIds()
         self.retry_after = str(self.settings.retry_after_s)
         self._rejections_logged = RateLimiter(per_second=1.0)
+
+    def _jwks_for(self, url: str) -> JwksCache:
+        cache = self.jwks_caches.get(url)
+        if cache is None:
+            cache = self.jwks_caches[url] = JwksCache(url)
+        return cache
 
     # Granian calls these two around the worker's lifetime, on its event loop.
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -160,6 +167,8 @@ class Gateway:
                 received_at_ms=time.time_ns() // 1_000_000,
             )
             outcome = route.accept(incoming, route.source, self.settings)
+            if not isinstance(outcome, list | DirectReply):
+                outcome = await outcome
             if isinstance(outcome, DirectReply):
                 protocol.response_bytes(
                     outcome.status,

@@ -30,14 +30,6 @@ from hookgate.gateway.stats import counters
 
 log = structlog.get_logger("hookgate.gateway.jwks")
 
-# Signing keys of Google's OpenID Connect provider, which signs Pub/Sub push tokens:
-# the jwks_uri of https://accounts.google.com/.well-known/openid-configuration.
-GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
-# Signing keys of the Microsoft identity platform, which signs Graph's validation
-# tokens. Microsoft's Java sample in "Set up change notifications that include
-# resource data" reads this URL.
-MICROSOFT_JWKS_URL = "https://login.microsoftonline.com/common/discovery/keys"
-
 # A JWKS of a few RSA keys is a few kilobytes (an estimate), so a document past this
 # bound comes from a wrong URL.
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -71,7 +63,7 @@ _decode_document = msgspec.json.Decoder(_Document).decode
 class JwksCache:
     """RS256 public keys of one JWKS URL, fetched lazily and kept by ``kid``.
 
-    :param url: the JWKS document's URL, e.g. :data:`GOOGLE_JWKS_URL`.
+    :param url: the JWKS document's URL, e.g. :data:`hookgate.config.GOOGLE_JWKS_URL`.
     :param max_age_s: seconds after a fetch at which keys are refreshed. A lookup
         of a known ``kid`` then still returns at once and starts the refresh in the
         background.

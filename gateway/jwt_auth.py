@@ -111,7 +111,7 @@ async def verify_pubsub_token(
     :param service_account: email of the service account the subscription signs
         tokens as.
     :param jwks: Google's signing keys, usually of
-        :data:`~hookgate.gateway.jwks.GOOGLE_JWKS_URL`.
+        :data:`~hookgate.config.GOOGLE_JWKS_URL`.
     :param leeway_s: allowed clock difference for ``exp``, ``nbf`` and ``iat``, in
         seconds.
 
@@ -163,7 +163,7 @@ async def verify_graph_validation_tokens(
     :param tenant_ids: if given, the only tenants whose tokens are accepted
         (compared without regard to case); otherwise any tenant.
     :param jwks: Microsoft's signing keys, usually of
-        :data:`~hookgate.gateway.jwks.MICROSOFT_JWKS_URL`.
+        :data:`~hookgate.config.MICROSOFT_JWKS_URL`.
     :param leeway_s: allowed clock difference for ``exp``, ``nbf`` and ``iat``, in
         seconds.
 

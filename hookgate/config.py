@@ -59,13 +59,50 @@ class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     within the window is answered with the original event id and not enqueued."""
 
 
+# Signing keys of Google's OpenID Connect provider, which signs Pub/Sub push tokens:
+# the jwks_uri of https://accounts.google.com/.well-known/openid-configuration.
+GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+# Signing keys of the Microsoft identity platform, which signs Graph's validation
+# tokens. Microsoft's Java sample in "Set up change notifications that include
+# resource data" reads this URL.
+MICROSOFT_JWKS_URL = "https://login.microsoftonline.com/common/discovery/keys"
+
+
+class OidcSettings(
+    msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True
+):
+    """``[sources.oidc]``: authenticate Pub/Sub pushes by their OIDC token."""
+
+    audience: str
+    """The audience the push subscription was configured with."""
+    service_account: str
+    """Email of the service account the push subscription signs as."""
+    jwks_url: str = GOOGLE_JWKS_URL
+    leeway_s: int = 60
+
+
+class GraphSettings(
+    msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True
+):
+    """``[sources.graph]``: accept rich notifications, whose tokens name this app."""
+
+    app_id: str
+    """The Azure AD application id that created the subscriptions."""
+    tenant_ids: list[str] | None = None
+    """Directory (tenant) ids allowed to issue validation tokens; any when unset."""
+    jwks_url: str = MICROSOFT_JWKS_URL
+    leeway_s: int = 60
+
+
 class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One ``[[sources]]`` table, before its secrets are resolved."""
 
     id: str
     tenant: str
     provider: str
-    secret_env: list[str]
+    secret_env: list[str] = []
+    oidc: OidcSettings | None = None
+    graph: GraphSettings | None = None
 
 
 class Source(msgspec.Struct, kw_only=True, frozen=True):
@@ -79,6 +116,8 @@ class Source(msgspec.Struct, kw_only=True, frozen=True):
     tenant: str
     provider: str
     secrets: tuple[bytes, ...]
+    oidc: OidcSettings | None = None
+    graph: GraphSettings | None = None
 
 
 class Config(msgspec.Struct, kw_only=True, frozen=True):
@@ -133,7 +172,14 @@ def _resolve_source(
             f"source {label}: unknown provider {settings.provider!r} (key"
             f" 'provider'); expected one of {', '.join(PROVIDERS)}"
         )
-    if not settings.secret_env:
+    if settings.oidc is not None and settings.provider != "gmail-pubsub":
+        raise ConfigError(
+            f"source {label}: [sources.oidc] applies to gmail-pubsub only"
+        )
+    if settings.graph is not None and settings.provider != "graph":
+        raise ConfigError(f"source {label}: [sources.graph] applies to graph only")
+    # A source authenticated by OIDC needs no shared secret.
+    if not settings.secret_env and settings.oidc is None:
         raise ConfigError(f"source {label}: key 'secret_env' names no variable")
 
     secrets: list[bytes] = []
@@ -156,6 +202,8 @@ def _resolve_source(
         tenant=settings.tenant,
         provider=settings.provider,
         secrets=tuple(secrets),
+        oidc=settings.oidc,
+        graph=settings.graph,
     )
 
 

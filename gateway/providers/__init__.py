@@ -9,14 +9,18 @@ anything in the body.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import msgspec
 
 from hookgate.config import GatewaySettings, Source
 from hookgate.gateway.body import utf8_json
 from hookgate.gateway.errors import bad_request
+
+if TYPE_CHECKING:
+    from hookgate.gateway.jwks import JwksCache
 
 T = TypeVar("T")
 
@@ -95,7 +99,11 @@ class DirectReply(msgspec.Struct, kw_only=True):
     body: bytes
 
 
-Accept = Callable[[Incoming, Source, GatewaySettings], list[EventDraft] | DirectReply]
+Outcome = list[EventDraft] | DirectReply
+# A provider's check of one request; providers that fetch keys return a coroutine.
+Accept = Callable[[Incoming, Source, GatewaySettings], Outcome | Awaitable[Outcome]]
+# Returns the JWKS cache for a URL, shared by every source of one worker.
+JwksFor = Callable[[str], "JwksCache"]
 
 # Headers worth keeping with every entry: they let a consumer trace the request.
 TRACE_HEADERS = ("content-type", "traceparent", "tracestate", "user-agent")
@@ -111,12 +119,15 @@ def kept_headers(headers: Headers, names: tuple[str, ...]) -> dict[str, str]:
     return kept
 
 
-def registry() -> Mapping[str, Accept]:
-    """Return the ``accept`` function of each provider kind, by config name."""
+def build_accept(source: Source, jwks_for: JwksFor) -> Accept:
+    """Return the function that checks requests for ``source``."""
     from hookgate.gateway.providers import gmail, graph, standard
 
-    return {
-        "standard-webhooks": standard.accept,
-        "graph": graph.accept,
-        "gmail-pubsub": gmail.accept,
-    }
+    if source.provider == "standard-webhooks":
+        return standard.accept
+    if source.provider == "graph":
+        jwks = jwks_for(source.graph.jwks_url) if source.graph is not None else None
+        return functools.partial(graph.accept, jwks=jwks)
+    if source.oidc is not None:
+        return functools.partial(gmail.accept_oidc, jwks=jwks_for(source.oidc.jwks_url))
+    return gmail.accept

@@ -1,9 +1,11 @@
 """Gmail notifications through a Pub/Sub push subscription.
 
-The push endpoint URL carries a per-source token as ``?token=...``, compared in
-constant time with the source's secrets. The envelope's ``message.data`` is base64 of
-a JSON object with the mailbox's ``emailAddress`` and ``historyId``; both are checked
-here so that a consumer never receives a push it cannot use.
+A source authenticates pushes either by the OIDC token that Pub/Sub signs (when it
+has ``[sources.oidc]``) or by a token that the push endpoint URL carries as
+``?token=...``, compared in constant time with the source's secrets. The envelope's
+``message.data`` is base64 of a JSON object with the mailbox's ``emailAddress`` and
+``historyId``; both are checked here so that a consumer never receives a push it
+cannot use.
 """
 
 from __future__ import annotations
@@ -17,13 +19,20 @@ import msgspec
 
 from hookgate import entry
 from hookgate.config import GatewaySettings, Source
-from hookgate.gateway.errors import bad_request, unauthorized
+from hookgate.gateway.errors import Rejection, bad_request, unauthorized
+from hookgate.gateway.jwks import JwksCache
+from hookgate.gateway.jwt_auth import (
+    JwksUnavailable,
+    TokenRejected,
+    verify_pubsub_token,
+)
 from hookgate.gateway.providers import (
     TRACE_HEADERS,
     EventDraft,
     Incoming,
     decode_json,
     kept_headers,
+    single_header,
 )
 
 
@@ -65,9 +74,38 @@ def _check_token(query_string: str, secrets: tuple[bytes, ...]) -> None:
 def accept(
     incoming: Incoming, source: Source, settings: GatewaySettings
 ) -> list[EventDraft]:
-    """Authenticate and check one push; see the module docstring."""
+    """Authenticate a push by its URL token and check it; see the module docstring."""
     _check_token(incoming.query_string, source.secrets)
+    return _check_push(incoming)
 
+
+async def accept_oidc(
+    incoming: Incoming, source: Source, settings: GatewaySettings, *, jwks: JwksCache
+) -> list[EventDraft]:
+    """Authenticate a push by the OIDC token Pub/Sub signs, then check it."""
+    oidc = source.oidc
+    assert oidc is not None
+    try:
+        await verify_pubsub_token(
+            single_header(incoming.headers, "authorization"),
+            audience=oidc.audience,
+            service_account=oidc.service_account,
+            jwks=jwks,
+            leeway_s=oidc.leeway_s,
+        )
+    except TokenRejected as exc:
+        raise Rejection(exc.status, exc.code, exc.detail) from None
+    except JwksUnavailable as exc:
+        raise Rejection(
+            exc.status,
+            exc.code,
+            exc.detail,
+            (("retry-after", str(settings.retry_after_s)),),
+        ) from None
+    return _check_push(incoming)
+
+
+def _check_push(incoming: Incoming) -> list[EventDraft]:
     envelope = decode_json(_decode_envelope, incoming, "a Pub/Sub push envelope")
 
     try:

@@ -7,6 +7,11 @@ subscription's ``clientState``. Items whose ``clientState`` matches no secret of
 source are dropped and counted; a collection in which no item matches is rejected.
 Each accepted item becomes its own event whose body is the item's bytes exactly as
 they appear in the request.
+
+Rich notifications carry ``encryptedContent`` and a ``validationTokens`` list; every
+token must verify against the source's ``[sources.graph]`` app id before any item is
+accepted. The encrypted content is stored as received: decrypting it is for the
+consumer that holds the certificate.
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ import structlog
 
 from hookgate import entry
 from hookgate.config import GatewaySettings, Source
-from hookgate.gateway.errors import bad_request, unauthorized
+from hookgate.gateway.errors import Rejection, bad_request, unauthorized
+from hookgate.gateway.jwks import JwksCache
+from hookgate.gateway.jwt_auth import (
+    JwksUnavailable,
+    TokenRejected,
+    verify_graph_validation_tokens,
+)
 from hookgate.gateway.providers import (
     TRACE_HEADERS,
     DirectReply,
@@ -108,8 +119,45 @@ def _event_id(item: Notification) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def accept(
-    incoming: Incoming, source: Source, settings: GatewaySettings
+async def _verify_rich(
+    collection: Collection,
+    source: Source,
+    settings: GatewaySettings,
+    jwks: JwksCache | None,
+) -> None:
+    # Microsoft requires every validation token of a collection that carries
+    # encrypted resource data to be valid before any of it is trusted.
+    if source.graph is None or jwks is None:
+        raise unauthorized(
+            "rich_notifications_not_configured",
+            "this source has no [sources.graph] app_id to validate tokens against",
+        )
+    if not collection.validation_tokens:
+        raise unauthorized(
+            "missing_validation_tokens",
+            "a collection with encryptedContent must carry validationTokens",
+        )
+    try:
+        await verify_graph_validation_tokens(
+            collection.validation_tokens,
+            app_id=source.graph.app_id,
+            tenant_ids=source.graph.tenant_ids,
+            jwks=jwks,
+            leeway_s=source.graph.leeway_s,
+        )
+    except TokenRejected as exc:
+        raise Rejection(exc.status, exc.code, exc.detail) from None
+    except JwksUnavailable as exc:
+        retry = (("retry-after", str(settings.retry_after_s)),)
+        raise Rejection(exc.status, exc.code, exc.detail, retry) from None
+
+
+async def accept(
+    incoming: Incoming,
+    source: Source,
+    settings: GatewaySettings,
+    *,
+    jwks: JwksCache | None = None,
 ) -> list[EventDraft] | DirectReply:
     """Answer a handshake, or check a collection item by item; see the module."""
     handshake = _handshake(incoming.query_string)
@@ -119,6 +167,11 @@ def accept(
     collection = decode_json(_decode_collection, incoming, "a notification collection")
     if not collection.value:
         raise bad_request("invalid_payload", "notification collection is empty")
+    if (
+        collection.validation_tokens is not None
+        or b'"encryptedContent"' in incoming.body
+    ):
+        await _verify_rich(collection, source, settings, jwks)
 
     headers = kept_headers(incoming.headers, TRACE_HEADERS)
     drafts: list[EventDraft] = []
