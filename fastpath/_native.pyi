@@ -11,3 +11,18 @@ def verify_standard(
     now: int,
     tolerance: int,
 ) -> int: ...
+def verify_github(secrets: Sequence[bytes], body: bytes, header: bytes) -> int: ...
+def verify_stripe(
+    secrets: Sequence[bytes],
+    body: bytes,
+    header: bytes,
+    now: int,
+    tolerance: int,
+) -> int: ...
+def verify_hmac(
+    secrets: Sequence[bytes],
+    algorithm: str,
+    chunks: Sequence[bytes],
+    signatures: Sequence[bytes],
+    encoding: str,
+) -> int: ...

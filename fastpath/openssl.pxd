@@ -23,6 +23,8 @@ cdef extern from "openssl/core_names.h" nogil:
     const char *OSSL_MAC_NAME_HMAC  # "HMAC"
     const char *OSSL_MAC_PARAM_DIGEST  # "digest", a UTF-8 string parameter
     const char *OSSL_DIGEST_NAME_SHA2_256  # "SHA2-256"
+    const char *OSSL_DIGEST_NAME_SHA2_512  # "SHA2-512"
+    const char *OSSL_DIGEST_NAME_SHA1  # "SHA1"
 
 
 cdef extern from "openssl/params.h" nogil:

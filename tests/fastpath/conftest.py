@@ -43,9 +43,31 @@ def pure() -> ModuleType:
     return _import_implementation("python")
 
 
+def _function(request: pytest.FixtureRequest, name: str) -> Verify:
+    module = _import_implementation(request.param)
+    function: Verify = getattr(module, name)
+    return function
+
+
 @pytest.fixture(params=sorted(IMPLEMENTATIONS), scope="session")
 def verify(request: pytest.FixtureRequest) -> Verify:
     """verify_standard of each implementation in turn."""
-    module = _import_implementation(request.param)
-    verify_standard: Verify = module.verify_standard
-    return verify_standard
+    return _function(request, "verify_standard")
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS), scope="session")
+def verify_github(request: pytest.FixtureRequest) -> Verify:
+    """verify_github of each implementation in turn."""
+    return _function(request, "verify_github")
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS), scope="session")
+def verify_stripe(request: pytest.FixtureRequest) -> Verify:
+    """verify_stripe of each implementation in turn."""
+    return _function(request, "verify_stripe")
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS), scope="session")
+def verify_hmac(request: pytest.FixtureRequest) -> Verify:
+    """verify_hmac of each implementation in turn."""
+    return _function(request, "verify_hmac")

@@ -4,6 +4,9 @@
 its output checks interoperability. ``raw_signature`` signs the timestamp bytes as
 given, which that package cannot do: it formats the timestamp itself, so it never
 signs leading zeros or malformed values.
+
+The GitHub, Stripe and generic signers join the signed content into one buffer with
+the standard library's ``hmac``, while both verifiers feed it to the MAC in parts.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook
@@ -20,6 +24,7 @@ BAD_TIMESTAMP = 1
 STALE = 2
 NO_SIGNATURE = 3
 MISMATCH = 4
+MALFORMED_SIGNATURE = 5
 
 NOW = 1_700_000_000
 TOLERANCE = 300
@@ -43,3 +48,29 @@ def raw_signature(secret: bytes, msg_id: bytes, timestamp: bytes, body: bytes) -
     content = msg_id + b"." + timestamp + b"." + body
     digest = hmac.new(secret, content, hashlib.sha256).digest()
     return b"v1," + base64.b64encode(digest)
+
+
+def github_signature(secret: bytes, body: bytes) -> bytes:
+    """Sign ``body`` as GitHub does and return the ``sha256=<hex>`` header value."""
+    return b"sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest().encode()
+
+
+def stripe_signature(secret: bytes, timestamp: bytes, body: bytes) -> bytes:
+    """Sign ``{timestamp}.{body}`` byte for byte and return the ``v1`` hex value."""
+    content = timestamp + b"." + body
+    return hmac.new(secret, content, hashlib.sha256).hexdigest().encode()
+
+
+def stripe_header(secret: bytes, timestamp: bytes, body: bytes) -> bytes:
+    """Return a ``Stripe-Signature`` value, ``t=<timestamp>,v1=<hex>``."""
+    return b"t=" + timestamp + b",v1=" + stripe_signature(secret, timestamp, body)
+
+
+def hmac_signature(
+    secret: bytes, algorithm: str, chunks: Sequence[bytes], encoding: str
+) -> bytes:
+    """Sign the joined ``chunks`` and encode the digest as lower-case hex or base64."""
+    digest = hmac.new(secret, b"".join(chunks), algorithm).digest()
+    if encoding == "hex":
+        return digest.hex().encode()
+    return base64.b64encode(digest)

@@ -10,6 +10,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+VERIFIERS = ["verify_standard", "verify_github", "verify_stripe", "verify_hmac"]
 PRINT_IMPLEMENTATION = "import hookgate.fastpath as f; print(f.IMPLEMENTATION)"
 
 
@@ -49,11 +52,23 @@ def test_unknown_setting_keeps_native() -> None:
     assert run_python(PRINT_IMPLEMENTATION, "fast") == "native"
 
 
-def test_exported_function_matches_implementation() -> None:
+@pytest.mark.parametrize("name", VERIFIERS)
+def test_exported_function_matches_implementation(name: str) -> None:
     code = (
         "import hookgate.fastpath as f\n"
         "from hookgate.fastpath import _native\n"
-        "print(f.verify_standard is _native.verify_standard)"
+        f"print(f.{name} is _native.{name})"
     )
 
     assert run_python(code, None) == "True"
+
+
+@pytest.mark.parametrize("name", VERIFIERS)
+def test_python_setting_exports_pure_function(name: str) -> None:
+    code = (
+        "import hookgate.fastpath as f\n"
+        "from hookgate.fastpath import _pure\n"
+        f"print(f.{name} is _pure.{name})"
+    )
+
+    assert run_python(code, "python") == "True"
