@@ -139,12 +139,12 @@ def gmail_push_event(entry: IngestEntry) -> MailboxChanged:
     """
     try:
         push = _push_decoder.decode(entry.body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidBodyError(f"invalid {entry.type} body: {exc}") from exc
 
     try:
         notification = _gmail_decoder.decode(push.message.data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidBodyError(
             f"invalid {entry.type} body: `$.message.data` is not a Gmail"
             f" notification: {exc}"
@@ -171,7 +171,7 @@ def graph_notification_event(entry: IngestEntry) -> MailboxChanged:
     """
     try:
         notification = _graph_notification_decoder.decode(entry.body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidBodyError(f"invalid {entry.type} body: {exc}") from exc
 
     return MailboxChanged(
@@ -195,7 +195,7 @@ def graph_lifecycle_event(entry: IngestEntry) -> SubscriptionLifecycle:
     """
     try:
         notification = _graph_lifecycle_decoder.decode(entry.body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidBodyError(f"invalid {entry.type} body: {exc}") from exc
 
     return SubscriptionLifecycle(
@@ -227,7 +227,7 @@ def standard_webhook_event(entry: IngestEntry) -> WebhookReceived:
 
     try:
         payload = _standard_decoder.decode(entry.body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidBodyError(f"invalid {entry.type} body: {exc}") from exc
 
     event_type = None

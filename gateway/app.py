@@ -22,7 +22,7 @@ import hiredis
 import msgspec
 import structlog
 
-from hookgate import entry, keys
+from hookgate import entry, fastpath, keys
 from hookgate.config import Config, Source, load_config
 from hookgate.gateway.batcher import Batcher, Saturated, WriteFailed
 from hookgate.gateway.body import charset_of, decode_content, too_large
@@ -108,7 +108,12 @@ class Gateway:
     async def _start(self) -> None:
         assert self.batcher is not None
         self.batcher.start()
-        log.info("gateway.started", pid=os.getpid(), sources=len(self.routes))
+        log.info(
+            "gateway.started",
+            pid=os.getpid(),
+            sources=len(self.routes),
+            verifier=fastpath.IMPLEMENTATION,
+        )
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.batcher is not None:
@@ -154,8 +159,15 @@ class Gateway:
 
         try:
             headers = scope.headers
+            try:
+                async with asyncio.timeout(self.settings.body_timeout_s):
+                    raw_body = await self._read_body(scope, protocol)
+            except TimeoutError:
+                raise Rejection(
+                    408, "body_timeout", "the request body arrived too slowly"
+                ) from None
             body = decode_content(
-                await self._read_body(scope, protocol),
+                raw_body,
                 single_header(headers, "content-encoding"),
                 self.settings.max_body_bytes,
             )
@@ -170,11 +182,13 @@ class Gateway:
             if not isinstance(outcome, list | DirectReply):
                 outcome = await outcome
             if isinstance(outcome, DirectReply):
-                protocol.response_bytes(
-                    outcome.status,
-                    [("content-type", outcome.content_type)],
-                    outcome.body,
-                )
+                # nosniff: the body echoes client input, so a browser must never
+                # render it as anything but text.
+                headers_out = [
+                    ("content-type", outcome.content_type),
+                    ("x-content-type-options", "nosniff"),
+                ]
+                protocol.response_bytes(outcome.status, headers_out, outcome.body)
                 return
             event_ids = await self._enqueue(route, incoming, outcome)
         except Rejection as rejection:
@@ -217,33 +231,39 @@ class Gateway:
         assert batcher is not None
         source = route.source
         received_at = str(incoming.received_at_ms)
+        if len(drafts) > self.settings.max_pending:
+            # Such a request could never fit in the queue, so a retry cannot help.
+            raise Rejection(
+                413,
+                "too_many_events",
+                f"request carries {len(drafts)} events; at most"
+                f" {self.settings.max_pending} fit",
+            )
         event_ids: list[str] = []
-        futures = []
+        commands: list[bytes] = []
+        for draft in drafts:
+            event_id = self.new_event_id()
+            seen_key = keys.seen_key(source.tenant, source.id, draft.provider_event_id)
+            command = entry.pack_ingest(
+                route.stream,
+                seen_key.encode(),
+                self.settings.dedup_window_s,
+                event_id=event_id,
+                type=draft.type,
+                tenant=source.tenant,
+                source=source.id,
+                provider=source.provider,
+                received_at=received_at,
+                provider_event_id=draft.provider_event_id,
+                headers=_encode(draft.headers),
+                body=draft.body,
+            )
+            commands.append(command)
+            event_ids.append(event_id)
+
         try:
-            for draft in drafts:
-                event_id = self.new_event_id()
-                seen_key = keys.seen_key(
-                    source.tenant, source.id, draft.provider_event_id
-                )
-                command = entry.pack_ingest(
-                    route.stream,
-                    seen_key.encode(),
-                    self.settings.dedup_window_s,
-                    event_id=event_id,
-                    type=draft.type,
-                    tenant=source.tenant,
-                    source=source.id,
-                    provider=source.provider,
-                    received_at=received_at,
-                    provider_event_id=draft.provider_event_id,
-                    headers=_encode(draft.headers),
-                    body=draft.body,
-                )
-                futures.append(batcher.submit(command))
-                event_ids.append(event_id)
+            futures = batcher.submit_many(commands)
         except Saturated as exc:
-            # Entries of this request already queued still get written; the provider
-            # retries the whole request, and a duplicate beats a loss.
             counters["rejected.overloaded"] += 1
             raise self._unavailable("overloaded", str(exc)) from None
 

@@ -21,6 +21,7 @@ import hiredis
 import structlog
 
 from hookgate.gateway.resp import RedisUnavailable, RespConnection
+from hookgate.logs import RateLimiter
 
 log = structlog.get_logger("hookgate.gateway.batcher")
 
@@ -72,6 +73,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.stats = BatcherStats()
+        self._failures_logged = RateLimiter(per_second=1.0)
 
     @property
     def waiting(self) -> int:
@@ -84,6 +86,17 @@ class Batcher:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def submit_many(self, commands: list[bytes]) -> list[asyncio.Future[Any]]:
+        """Queue all of ``commands`` or none of them; see :meth:`submit`.
+
+        All or nothing, so a request that is answered 503 has written nothing.
+        """
+        if self._closing:
+            raise Saturated("gateway is shutting down")
+        if len(self._waiting) + len(commands) > self._max_pending:
+            raise Saturated(f"{self._max_pending} entries already waiting for Redis")
+        return [self.submit(command) for command in commands]
 
     def submit(self, command: bytes) -> asyncio.Future[Any]:
         """Queue one packed command; the future gets its Redis reply.
@@ -130,17 +143,27 @@ class Batcher:
             # provider retry, so a late write can only ever duplicate, never lose.
             self._connection.drop()
             self._fail(batch, RedisUnavailable("timed out waiting for Redis"))
-            log.warning(
-                "flush.failed",
-                reason="timeout",
-                batch_size=len(batch),
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            )
+            suppressed = self._failures_logged.allow("timeout")
+            if suppressed is not None:
+                log.warning(
+                    "flush.failed",
+                    reason="timeout",
+                    batch_size=len(batch),
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                    suppressed=suppressed,
+                )
             return
         except RedisUnavailable as exc:
             self._connection.drop()
             self._fail(batch, exc)
-            log.warning("flush.failed", reason=str(exc), batch_size=len(batch))
+            suppressed = self._failures_logged.allow("unavailable")
+            if suppressed is not None:
+                log.warning(
+                    "flush.failed",
+                    reason=str(exc),
+                    batch_size=len(batch),
+                    suppressed=suppressed,
+                )
             return
 
         scripts_missing = False

@@ -14,6 +14,7 @@ import time
 import uuid
 
 import click
+from redis.exceptions import RedisError
 
 from hookgate.config import ConfigError, load_config
 from hookgate.logs import configure_logging
@@ -23,6 +24,12 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 def redis_url() -> str:
     return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def _redis_failure(exc: Exception) -> str:
+    # The URL may carry a password, so only the host part is shown.
+    where = redis_url().rpartition("@")[2]
+    return f"Redis at {where} failed: {exc}; check REDIS_URL and that Redis is running"
 
 
 def _load(config_path: str):  # type: ignore[no-untyped-def]
@@ -77,7 +84,10 @@ def consume(config_path: str, consumer_name: str | None) -> None:
     configure_logging()
     config = _load(config_path)
     name = consumer_name or f"{os.uname().nodename}-{os.getpid()}"
-    asyncio.run(run_consumer(config, redis_url(), name))
+    try:
+        asyncio.run(run_consumer(config, redis_url(), name))
+    except RedisError as exc:
+        raise click.ClickException(_redis_failure(exc)) from None
 
 
 @main.command()
@@ -95,15 +105,25 @@ def consume(config_path: str, consumer_name: str | None) -> None:
     is_flag=True,
     help="Print existing entries first, not only new ones.",
 )
-@click.option("--count", type=int, default=None, help="Stop after this many entries.")
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many entries.",
+)
 def tail(tenant: str, kind: str, from_start: bool, count: int | None) -> None:
     """Print a tenant's stream entries as JSON lines, following new ones."""
     from hookgate.tail import tail_stream
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            tail_stream(redis_url(), tenant, kind, from_start=from_start, count=count)
-        )
+        try:
+            asyncio.run(
+                tail_stream(
+                    redis_url(), tenant, kind, from_start=from_start, count=count
+                )
+            )
+        except RedisError as exc:
+            raise click.ClickException(_redis_failure(exc)) from None
 
 
 @main.command()

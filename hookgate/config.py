@@ -50,6 +50,8 @@ class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Entries sent in one flush at most."""
     flush_timeout_ms: int = 1000
     """How long one flush may wait for Redis before its entries get 503."""
+    body_timeout_s: float = 10.0
+    """How long a client may take to send its body; slower ones get 408."""
     retry_after_s: int = 1
     """Value of the Retry-After header on 503 answers, in seconds."""
     timestamp_tolerance_s: int = 300

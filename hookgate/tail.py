@@ -13,6 +13,8 @@ from hookgate import keys
 
 _encode = msgspec.json.Encoder().encode
 
+BLOCK_MS = 5000
+
 
 def _printable(value: bytes) -> Any:
     # Downstream events are JSON: print them as nested objects, not as strings.
@@ -33,12 +35,16 @@ async def tail_stream(
 ) -> None:
     """Print entries of ``tenant``'s ``kind`` stream until ``count`` were printed."""
     stream = keys.STREAM_KINDS[kind](tenant)
-    client = redis.Redis.from_url(url)
+    # The socket timeout must outlast XREAD's block time, or an idle stream would
+    # end the command with a timeout.
+    client = redis.Redis.from_url(url, socket_timeout=BLOCK_MS / 1000 + 10)
     last_id = "0" if from_start else "$"
     printed = 0
     try:
         while count is None or printed < count:
-            reply: Any = await client.xread({stream: last_id}, block=5000, count=100)
+            reply: Any = await client.xread(
+                {stream: last_id}, block=BLOCK_MS, count=100
+            )
             for _, entries in reply:
                 for entry_id, fields in entries:
                     last_id = entry_id

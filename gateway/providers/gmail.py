@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from typing import Annotated
 from urllib.parse import parse_qs
 
 import msgspec
@@ -49,8 +50,13 @@ class PushEnvelope(msgspec.Struct):
 
 
 class MailboxNotification(msgspec.Struct, rename="camel"):
-    email_address: str
-    history_id: int | str
+    # The same constraints as the consumer's, so an accepted push is never
+    # dead-lettered later. Gmail sends historyId as a number or a digit string.
+    email_address: Annotated[str, msgspec.Meta(min_length=1)]
+    history_id: (
+        Annotated[int, msgspec.Meta(ge=0)]
+        | Annotated[str, msgspec.Meta(pattern="^[0-9]+$")]
+    )
 
 
 _decode_envelope = msgspec.json.Decoder(PushEnvelope).decode

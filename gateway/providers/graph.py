@@ -103,6 +103,29 @@ def _matches(client_state: str | None, secrets: tuple[bytes, ...]) -> bool:
     return matched
 
 
+CHANGE_TYPES = frozenset({"created", "updated", "deleted"})
+LIFECYCLE_EVENTS = frozenset(
+    {"reauthorizationRequired", "subscriptionRemoved", "missed"}
+)
+
+
+def _check_item(item: Notification, index: int) -> None:
+    # The fields the consumer needs, checked here so an accepted item is never
+    # dead-lettered later.
+    problem = None
+    if not item.subscription_id:
+        problem = "has no subscriptionId"
+    elif item.lifecycle_event is not None:
+        if item.lifecycle_event not in LIFECYCLE_EVENTS:
+            problem = "has an unknown lifecycleEvent"
+    elif item.change_type not in CHANGE_TYPES:
+        problem = "has a missing or unknown changeType"
+    elif not item.resource:
+        problem = "has no resource"
+    if problem is not None:
+        raise bad_request("invalid_payload", f"notification {index} {problem}")
+
+
 def _event_id(item: Notification) -> str:
     # Graph gives a notification no id of its own; these fields identify one change.
     parts: tuple[str | None, ...]
@@ -188,10 +211,7 @@ async def accept(
         if not _matches(item.client_state, source.secrets):
             dropped += 1
             continue
-        if item.subscription_id is None:
-            raise bad_request(
-                "invalid_payload", f"notification {index} has no subscriptionId"
-            )
+        _check_item(item, index)
         drafts.append(
             EventDraft(
                 type=entry.GRAPH_LIFECYCLE

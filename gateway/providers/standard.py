@@ -28,6 +28,9 @@ KEPT_HEADERS = SIGNATURE_HEADERS + TRACE_HEADERS
 
 # Largest webhook-id kept; the spec's ids are short, and this one goes into Redis.
 MAX_ID_LENGTH = 256
+# Room for dozens of signatures during a rotation (each "v1,<base64>" is 47
+# characters); a longer header is not a real sender's, and it would be stored.
+MAX_SIGNATURE_HEADER = 4096
 
 
 class Payload(msgspec.Struct):
@@ -76,6 +79,12 @@ def accept(
     if not msg_id or len(msg_id) > MAX_ID_LENGTH:
         raise bad_request(
             "invalid_webhook_id", f"webhook-id must be 1 to {MAX_ID_LENGTH} characters"
+        )
+
+    if len(signatures) > MAX_SIGNATURE_HEADER:
+        raise bad_request(
+            "invalid_signature_header",
+            f"webhook-signature is longer than {MAX_SIGNATURE_HEADER} characters",
         )
 
     verdict = verify_standard(

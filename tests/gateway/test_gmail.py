@@ -93,3 +93,22 @@ def test_envelope_without_message_rejected(
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_payload"
     assert entry_count(redis_client) == 0
+
+
+def test_unusable_notification_rejected(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    for data in (
+        b'{"emailAddress": "", "historyId": 1}',
+        b'{"emailAddress": "a@b.c", "historyId": -1}',
+        b'{"emailAddress": "a@b.c", "historyId": "abc"}',
+    ):
+        envelope = json.loads(gmail_push())
+        envelope["message"]["data"] = base64.b64encode(data).decode()
+
+        response = http.post(
+            URL, params={"token": GMAIL_TOKEN}, content=json.dumps(envelope).encode()
+        )
+
+        assert response.status_code == 400, data
+    assert entry_count(redis_client) == 0

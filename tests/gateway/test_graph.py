@@ -24,6 +24,7 @@ def test_handshake_echoes_decoded_token(
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/plain"
+    assert response.headers["x-content-type-options"] == "nosniff"
     assert response.text == token
     assert entry_count(redis_client) == 0
 
@@ -148,4 +149,23 @@ def test_item_not_object_rejected(
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_payload"
+    assert entry_count(redis_client) == 0
+
+
+def test_incomplete_items_rejected(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    broken: list[dict[str, object]] = []
+    for field in ("resource", "changeType", "subscriptionId"):
+        item = graph_item()
+        del item[field]
+        broken.append(item)
+    broken.append(graph_item(change_type="exploded"))
+    broken.append(graph_lifecycle("renamed"))
+
+    for item in broken:
+        response = http.post(URL, content=json.dumps({"value": [item]}).encode())
+
+        assert response.status_code == 400, item
+        assert response.json()["error"] == "invalid_payload"
     assert entry_count(redis_client) == 0

@@ -207,8 +207,8 @@ def test_huge_signature_header_rejected(
 
     response = http.post(URL, content=BODY, headers=headers)
 
-    assert response.status_code == 401
-    assert response.json()["error"] == "invalid_signature"
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_signature_header"
     assert entry_count(redis_client) == 0
 
 
