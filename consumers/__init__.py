@@ -14,11 +14,14 @@ from .canonical import (
     ProviderMismatchError,
     UnknownEventTypeError,
     convert_entry,
+    github_event,
     gmail_push_event,
     graph_lifecycle_event,
     graph_notification_event,
+    hmac_event,
     mailbox_from_resource,
     standard_webhook_event,
+    stripe_event,
 )
 from .deadletter import ADDED_FIELDS, dead_letter_fields, write_dead_letter
 from .downstream import EVENT_FIELD, decode_downstream_event, event_fields
@@ -36,11 +39,14 @@ __all__ = [
     "dead_letter_fields",
     "decode_downstream_event",
     "event_fields",
+    "github_event",
     "gmail_push_event",
     "graph_lifecycle_event",
     "graph_notification_event",
+    "hmac_event",
     "mailbox_from_resource",
     "run_consumer",
     "standard_webhook_event",
+    "stripe_event",
     "write_dead_letter",
 ]

@@ -17,6 +17,8 @@ never logs bodies, headers or secrets.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,18 +33,34 @@ from faststream.redis.message import (
     DefaultStreamMessage,
     RedisStreamMessage,
 )
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from hookgate.config import Config
 from hookgate.entry import EntryError, IngestEntry, decode_entry
 from hookgate.events import DownstreamEvent
-from hookgate.keys import INGEST_GROUP, events_stream, ingest_stream
+from hookgate.keys import INGEST_GROUP, events_stream, ingest_stream, published_key
 
 from .canonical import ConversionError, convert_entry
 from .deadletter import write_dead_letter
 from .downstream import event_fields
+from .reclaim import reclaim_forever
 
 logger = structlog.get_logger()
+
+# Publishes one event unless its event id was published before, in one atomic step,
+# so an entry delivered twice (a crash before XACK, a reclaim) has one effect.
+# KEYS: events stream, published key. ARGV: TTL in seconds, field, value.
+PUBLISH_ONCE_SCRIPT = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+"""
+PUBLISH_ONCE_SHA = hashlib.sha1(PUBLISH_ONCE_SCRIPT.encode()).hexdigest()
+# How long a published event id is remembered: as long as the gateway's default
+# dedup window, beyond which a redelivery is not expected.
+PUBLISHED_TTL_S = 72 * 3600
 
 # Bounds one XREADGROUP reply, so a backlog is read in steps rather than in one
 # reply that contains every waiting entry.
@@ -160,15 +178,23 @@ async def _publish(
     )
 
     redis = await broker.connect()
-    # redis-py types the field mapping with invariant key and value types, which a
-    # dict[str, bytes] does not match although it accepts one.
-    fields: dict[Any, Any] = event_fields(event)
+    ((field, value),) = event_fields(event).items()
     try:
-        await redis.xadd(events_stream(tenant), fields)
+        await redis.evalsha(
+            PUBLISH_ONCE_SHA,
+            2,
+            events_stream(tenant),
+            published_key(tenant, event.event_id),
+            PUBLISHED_TTL_S,
+            field,
+            value,
+        )
+    except NoScriptError:
+        await redis.script_load(PUBLISH_ONCE_SCRIPT)
+        log.warning("entry.publish_script_loaded")
+        return
     except RedisError as exc:
-        # NOTE: the entry stays in this consumer's pending list, and nothing reads
-        # it again until reclaiming (XAUTOCLAIM) is built. A restart does not help,
-        # because subscribers read only entries never delivered to the group.
+        # The entry stays pending; a reclaim after the visibility timeout retries it.
         log.error("entry.publish_failed", reason=str(exc))
         return
 
@@ -199,6 +225,7 @@ async def _create_groups(broker: RedisBroker, tenants: Sequence[str]) -> None:
     # id 0 after a restart, which returns only this consumer's pending entries and
     # never new ones.
     redis = await broker.connect()
+    await redis.script_load(PUBLISH_ONCE_SCRIPT)
     for tenant in tenants:
         try:
             await redis.xgroup_create(
@@ -209,12 +236,24 @@ async def _create_groups(broker: RedisBroker, tenants: Sequence[str]) -> None:
                 raise
 
 
-def create_app(config: Config, redis_url: str, consumer_name: str) -> FastStream:
+def create_app(
+    config: Config,
+    redis_url: str,
+    consumer_name: str,
+    *,
+    visibility_timeout_ms: int = 30_000,
+    max_deliveries: int = 5,
+    reclaim_interval_s: float = 1.0,
+) -> FastStream:
     """Build the ingest consumer app for every tenant in ``config``.
 
     ``consumer_name`` names this process in the consumer group and must be unique
-    among running consumers. Start the app with ``run()`` or ``async with app``,
-    not by starting its broker alone, because the startup hook that creates the
+    among running consumers. Entries pending longer than ``visibility_timeout_ms``
+    are reclaimed by any consumer, and an entry delivered more than
+    ``max_deliveries`` times goes to the dead-letter stream.
+
+    Start the app with ``run()`` or ``async with app``, not by starting its broker
+    alone, because the startup hook that creates the
     groups must run before the subscribers start.
 
     Raises :class:`ValueError` when ``consumer_name`` is empty.
@@ -228,7 +267,9 @@ def create_app(config: Config, redis_url: str, consumer_name: str) -> FastStream
     broker = RedisBroker(redis_url, log_level=logging.DEBUG)
     parser = _entry_parser(broker)
 
+    handlers: dict[str, EntryHandler] = {}
     for tenant in tenants:
+        handlers[tenant] = _entry_handler(broker, tenant)
         stream = StreamSub(
             ingest_stream(tenant),
             group=INGEST_GROUP,
@@ -241,7 +282,38 @@ def create_app(config: Config, redis_url: str, consumer_name: str) -> FastStream
             decoder=_decode_ingest_entry,
             ack_policy=AckPolicy.MANUAL,
         )
-        subscriber(_entry_handler(broker, tenant))
+        subscriber(handlers[tenant])
+
+    async def dead_letter_poison(
+        tenant: str, message: RedisStreamMessage, error: EntryError
+    ) -> None:
+        await _dead_letter(broker, tenant, message, error, entry=None)
+
+    reclaimer: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
+
+    async def start_reclaiming() -> None:
+        task = asyncio.get_running_loop().create_task(
+            reclaim_forever(
+                broker,
+                handlers,
+                consumer_name,
+                stop=stop,
+                interval_s=reclaim_interval_s,
+                parse=parser,
+                decode=_decode_ingest_entry,
+                dead_letter=dead_letter_poison,
+                visibility_timeout_ms=visibility_timeout_ms,
+                max_deliveries=max_deliveries,
+            )
+        )
+        reclaimer.append(task)
+
+    async def stop_reclaiming() -> None:
+        stop.set()
+        for task in reclaimer:
+            # A claimed entry finishes its handling; the loop then sees the event.
+            await task
 
     async def create_groups() -> None:
         await _create_groups(broker, tenants)
@@ -260,16 +332,20 @@ def create_app(config: Config, redis_url: str, consumer_name: str) -> FastStream
     return FastStream(
         broker,
         on_startup=[create_groups],
-        after_startup=[log_started],
+        after_startup=[log_started, start_reclaiming],
+        on_shutdown=[stop_reclaiming],
         after_shutdown=[log_stopped],
     )
 
 
-async def run_consumer(config: Config, redis_url: str, consumer_name: str) -> None:
+async def run_consumer(
+    config: Config, redis_url: str, consumer_name: str, **options: Any
+) -> None:
     """Run the ingest consumer until SIGINT or SIGTERM.
 
     Awaits the app's whole run: group creation, consuming and a graceful stop.
-    Raises :class:`redis.exceptions.RedisError` when Redis is unreachable at start.
+    ``options`` go to :func:`create_app`. Raises
+    :class:`redis.exceptions.RedisError` when Redis is unreachable at start.
     """
-    app = create_app(config, redis_url, consumer_name)
+    app = create_app(config, redis_url, consumer_name, **options)
     await app.run()

@@ -29,10 +29,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from hookgate.entry import (
+    GITHUB_EVENT,
     GMAIL_PUSH,
     GRAPH_LIFECYCLE,
     GRAPH_NOTIFICATION,
+    HMAC_EVENT,
     STANDARD_WEBHOOK,
+    STRIPE_EVENT,
     IngestEntry,
 )
 from hookgate.events import (
@@ -105,8 +108,9 @@ _push_decoder = msgspec.json.Decoder(_PubSubPush)
 _gmail_decoder = msgspec.json.Decoder(_GmailNotification)
 _graph_notification_decoder = msgspec.json.Decoder(_GraphNotification)
 _graph_lifecycle_decoder = msgspec.json.Decoder(_GraphLifecycle)
-# Any JSON value is a valid Standard Webhooks payload. Only an object can carry the
-# "type" field, and the other members of the union only check that the body is JSON.
+# Any JSON value is a valid Standard Webhooks, Stripe or generic HMAC payload. Only an
+# object can carry the "type" field, and the other members of the union only check
+# that the body is JSON.
 _standard_decoder = msgspec.json.Decoder(
     _StandardPayload | list[msgspec.Raw] | str | int | float | bool | None
 )
@@ -208,13 +212,11 @@ def graph_lifecycle_event(entry: IngestEntry) -> SubscriptionLifecycle:
     )
 
 
-def standard_webhook_event(entry: IngestEntry) -> WebhookReceived:
-    """Convert a Standard Webhooks delivery into a :class:`WebhookReceived`.
+def _payload_type(entry: IngestEntry) -> str | None:
+    """Check that the body is UTF-8 JSON and return its string ``type`` member.
 
-    The body is embedded unchanged as ``payload``. ``event_type`` is the payload's
-    ``type`` field when the payload is an object and that field is a string.
-
-    Raises :class:`InvalidBodyError` when the body is not UTF-8 JSON.
+    Returns None when the body is not an object or has no string ``type``. Raises
+    :class:`InvalidBodyError` when the body is not UTF-8 JSON.
     """
     # msgspec skips the fields it does not need without checking their UTF-8, and
     # the body is embedded verbatim, so check it here to publish only valid JSON.
@@ -230,20 +232,71 @@ def standard_webhook_event(entry: IngestEntry) -> WebhookReceived:
     except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidBodyError(f"invalid {entry.type} body: {exc}") from exc
 
-    event_type = None
     if isinstance(payload, _StandardPayload) and isinstance(payload.type, str):
-        event_type = payload.type
+        return payload.type
+    return None
 
+
+def _webhook_received(
+    entry: IngestEntry, provider: str, event_type: str | None
+) -> WebhookReceived:
     return WebhookReceived(
         event_id=entry.event_id,
         tenant=entry.tenant,
         source=entry.source,
-        provider="standard-webhooks",
+        provider=provider,
         provider_event_id=entry.provider_event_id,
         event_type=event_type,
         payload=msgspec.Raw(entry.body),
         received_at=entry.received_at,
     )
+
+
+def standard_webhook_event(entry: IngestEntry) -> WebhookReceived:
+    """Convert a Standard Webhooks delivery into a :class:`WebhookReceived`.
+
+    The body is embedded unchanged as ``payload``. ``event_type`` is the payload's
+    ``type`` field when the payload is an object and that field is a string.
+
+    Raises :class:`InvalidBodyError` when the body is not UTF-8 JSON.
+    """
+    return _webhook_received(entry, "standard-webhooks", _payload_type(entry))
+
+
+def github_event(entry: IngestEntry) -> WebhookReceived:
+    """Convert a GitHub delivery into a :class:`WebhookReceived`.
+
+    The body is embedded unchanged as ``payload``. ``event_type`` is the kept
+    ``X-GitHub-Event`` header (``push``, ``ping``, ...), or None without one.
+
+    Raises :class:`InvalidBodyError` when the body is not UTF-8 JSON.
+    """
+    # Called for its check of the body: GitHub names the event in a header instead.
+    _payload_type(entry)
+    event_type = entry.headers.get("x-github-event") or None
+    return _webhook_received(entry, "github", event_type)
+
+
+def stripe_event(entry: IngestEntry) -> WebhookReceived:
+    """Convert a Stripe delivery into a :class:`WebhookReceived`.
+
+    The body is embedded unchanged as ``payload``. ``event_type`` is the event's
+    ``type`` field (``invoice.paid``, ...) when it is a string.
+
+    Raises :class:`InvalidBodyError` when the body is not UTF-8 JSON.
+    """
+    return _webhook_received(entry, "stripe", _payload_type(entry))
+
+
+def hmac_event(entry: IngestEntry) -> WebhookReceived:
+    """Convert a generic HMAC delivery into a :class:`WebhookReceived`.
+
+    The body is embedded unchanged as ``payload``. ``event_type`` is the payload's
+    ``type`` field when the payload is an object and that field is a string.
+
+    Raises :class:`InvalidBodyError` when the body is not UTF-8 JSON.
+    """
+    return _webhook_received(entry, "hmac", _payload_type(entry))
 
 
 # Event type to the provider that sends it and its converter.
@@ -252,6 +305,9 @@ _CONVERTERS: dict[str, tuple[str, Callable[[IngestEntry], DownstreamEvent]]] = {
     GRAPH_NOTIFICATION: ("graph", graph_notification_event),
     GRAPH_LIFECYCLE: ("graph", graph_lifecycle_event),
     STANDARD_WEBHOOK: ("standard-webhooks", standard_webhook_event),
+    GITHUB_EVENT: ("github", github_event),
+    STRIPE_EVENT: ("stripe", stripe_event),
+    HMAC_EVENT: ("hmac", hmac_event),
 }
 
 

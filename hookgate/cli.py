@@ -77,7 +77,27 @@ def serve(config_path: str, host: str, port: int, workers: int) -> None:
     default=None,
     help="Consumer name within the group; defaults to host name and PID.",
 )
-def consume(config_path: str, consumer_name: str | None) -> None:
+@click.option(
+    "--visibility-timeout-ms",
+    type=click.IntRange(min=1),
+    default=30_000,
+    show_default=True,
+    help="How long an entry may stay unacknowledged before another consumer"
+    " reclaims it, in milliseconds.",
+)
+@click.option(
+    "--max-deliveries",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Deliveries after which an unacknowledged entry is dead-lettered as poison.",
+)
+def consume(
+    config_path: str,
+    consumer_name: str | None,
+    visibility_timeout_ms: int,
+    max_deliveries: int,
+) -> None:
     """Run the consumer that turns ingest entries into downstream events."""
     from hookgate.consumers.app import run_consumer
 
@@ -85,7 +105,15 @@ def consume(config_path: str, consumer_name: str | None) -> None:
     config = _load(config_path)
     name = consumer_name or f"{os.uname().nodename}-{os.getpid()}"
     try:
-        asyncio.run(run_consumer(config, redis_url(), name))
+        asyncio.run(
+            run_consumer(
+                config,
+                redis_url(),
+                name,
+                visibility_timeout_ms=visibility_timeout_ms,
+                max_deliveries=max_deliveries,
+            )
+        )
     except RedisError as exc:
         raise click.ClickException(_redis_failure(exc)) from None
 
@@ -136,8 +164,8 @@ def tail(tenant: str, kind: str, from_start: bool, count: int | None) -> None:
 def sign(config_path: str, source_id: str, body: str, msg_id: str | None) -> None:
     """Print Standard Webhooks headers for BODY, one per line (for curl -H @file).
 
-    Signs with the source's first secret, read from the environment like the
-    gateway does.
+    Signs with the source's first unexpired secret, read from the environment like
+    the gateway does.
     """
     import hashlib
     import hmac
@@ -151,10 +179,17 @@ def sign(config_path: str, source_id: str, body: str, msg_id: str | None) -> Non
             f"source {source_id!r} uses provider {source.provider!r}; only"
             " standard-webhooks sources are signed"
         )
+    now = time.time()
+    secrets = source.active_secrets(now)
+    if not secrets:
+        raise click.ClickException(
+            f"every secret of source {source_id!r} has expired; add one to"
+            f" {config_path} under 'secret_env' or 'secrets'"
+        )
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    timestamp = str(int(time.time()))
+    timestamp = str(int(now))
     signed = f"{msg_id}.{timestamp}.".encode() + body.encode()
-    digest = hmac.new(source.secrets[0], signed, hashlib.sha256).digest()
+    digest = hmac.new(secrets[0], signed, hashlib.sha256).digest()
     click.echo(f"webhook-id: {msg_id}")
     click.echo(f"webhook-timestamp: {timestamp}")
     click.echo(f"webhook-signature: v1,{base64.b64encode(digest).decode()}")

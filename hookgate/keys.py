@@ -36,6 +36,15 @@ def seen_key(tenant: str, source: str, provider_event_id: str) -> str:
     return f"{PREFIX}:{{{tenant}}}:seen:{source}:{provider_event_id}"
 
 
+def published_key(tenant: str, event_id: str) -> str:
+    """Return the key that marks an event as already published downstream.
+
+    A redelivered entry (after a crash or a reclaim) finds it and publishes nothing
+    a second time.
+    """
+    return f"{PREFIX}:{{{tenant}}}:published:{event_id}"
+
+
 STREAM_KINDS = {
     "ingest": ingest_stream,
     "events": events_stream,

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import redis
 
-from hookgate.tests.conftest import HOOKGATE, RedisServer, free_port, write_config
+from hookgate.tests.conftest import (
+    HOOKGATE,
+    TEST_ENV,
+    RedisServer,
+    free_port,
+    write_config,
+)
 
 
 def test_tail_survives_idle_stream(
@@ -43,14 +49,7 @@ def test_consume_unreachable_redis_message(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={
-            "REDIS_URL": url,
-            "PATH": "/usr/bin:/bin",
-            "TEST_STANDARD_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            "TEST_STANDARD_SECRET_NEXT": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            "TEST_GRAPH_CLIENT_STATE": "x",
-            "TEST_GMAIL_TOKEN": "y",
-        },
+        env={**TEST_ENV, "REDIS_URL": url, "PATH": "/usr/bin:/bin"},
     )
 
     assert result.returncode == 1

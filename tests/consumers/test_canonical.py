@@ -15,17 +15,23 @@ from hookgate.consumers import (
     ProviderMismatchError,
     UnknownEventTypeError,
     convert_entry,
+    github_event,
     gmail_push_event,
     graph_lifecycle_event,
     graph_notification_event,
+    hmac_event,
     mailbox_from_resource,
     standard_webhook_event,
+    stripe_event,
 )
 from hookgate.entry import (
+    GITHUB_EVENT,
     GMAIL_PUSH,
     GRAPH_LIFECYCLE,
     GRAPH_NOTIFICATION,
+    HMAC_EVENT,
     STANDARD_WEBHOOK,
+    STRIPE_EVENT,
     IngestEntry,
 )
 from hookgate.events import MailboxChanged, SubscriptionLifecycle, WebhookReceived
@@ -76,6 +82,54 @@ def standard_entry(body: bytes) -> IngestEntry:
         event_id="evt_std",
         source="acme-billing",
         provider_event_id="msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+    )
+
+
+GITHUB_BODY = b'{"ref":"refs/heads/main","repository":{"full_name":"octo/hello"}}'
+STRIPE_BODY = (
+    b'{"id":"evt_1QXb2c","object":"event","type":"invoice.paid",'
+    b'"data":{"object":{"id":"in_1"}}}'
+)
+
+
+def github_entry(
+    body: bytes = GITHUB_BODY, headers: dict[str, str] | None = None
+) -> IngestEntry:
+    if headers is None:
+        headers = {"x-github-event": "push", "x-github-delivery": "d-1"}
+    return ingest_entry(
+        tenant=TENANT,
+        type=GITHUB_EVENT,
+        provider="github",
+        body=body,
+        event_id="evt_gh",
+        source="acme-github",
+        provider_event_id="d-1",
+        headers=headers,
+    )
+
+
+def stripe_entry(body: bytes = STRIPE_BODY) -> IngestEntry:
+    return ingest_entry(
+        tenant=TENANT,
+        type=STRIPE_EVENT,
+        provider="stripe",
+        body=body,
+        event_id="evt_stripe",
+        source="acme-stripe",
+        provider_event_id="evt_1QXb2c",
+    )
+
+
+def hmac_entry(body: bytes) -> IngestEntry:
+    return ingest_entry(
+        tenant=TENANT,
+        type=HMAC_EVENT,
+        provider="hmac",
+        body=body,
+        event_id="evt_hmac",
+        source="acme-hmac",
+        provider_event_id="delivery-0001",
     )
 
 
@@ -389,6 +443,127 @@ class TestStandardWebhook:
             standard_webhook_event(standard_entry(body))
 
 
+class TestGithubEvent:
+    def test_fields_copied(self) -> None:
+        """The event carries the entry's ids, the delivery id and the event name."""
+        event = github_event(github_entry())
+
+        assert isinstance(event, WebhookReceived)
+        assert event.event_id == "evt_gh"
+        assert event.tenant == TENANT
+        assert event.source == "acme-github"
+        assert event.received_at == RECEIVED_AT
+        assert event.provider == "github"
+        assert event.provider_event_id == "d-1"
+        assert event.event_type == "push"
+
+    def test_payload_is_body_verbatim(self) -> None:
+        event = github_event(github_entry())
+
+        assert bytes(event.payload) == GITHUB_BODY
+
+    def test_ping_event_type(self) -> None:
+        body = b'{"zen":"Design for failure.","hook_id":1}'
+        event = github_event(github_entry(body, {"x-github-event": "ping"}))
+
+        assert event.event_type == "ping"
+
+    def test_body_type_ignored(self) -> None:
+        """GitHub names the event in a header; a body "type" is ordinary data."""
+        body = b'{"type":"Organization","login":"octo"}'
+
+        event = github_event(github_entry(body, {"x-github-event": "member"}))
+
+        assert event.event_type == "member"
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            pytest.param({}, id="missing"),
+            pytest.param({"x-github-event": ""}, id="empty"),
+        ],
+    )
+    def test_event_type_none_without_header(self, headers: dict[str, str]) -> None:
+        event = github_event(github_entry(headers=headers))
+
+        assert event.event_type is None
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            pytest.param(b"{", id="truncated"),
+            pytest.param(b"payload=%7B%7D", id="form-encoded"),
+            pytest.param(b'{"a": "\xff"}', id="invalid-utf8"),
+        ],
+    )
+    def test_invalid_body_rejected(self, body: bytes) -> None:
+        with pytest.raises(InvalidBodyError, match=r"invalid github\.event body"):
+            github_event(github_entry(body))
+
+
+class TestStripeEvent:
+    def test_fields_copied(self) -> None:
+        """The event carries the entry's ids, the Stripe event id and type."""
+        event = stripe_event(stripe_entry())
+
+        assert isinstance(event, WebhookReceived)
+        assert event.event_id == "evt_stripe"
+        assert event.tenant == TENANT
+        assert event.source == "acme-stripe"
+        assert event.received_at == RECEIVED_AT
+        assert event.provider == "stripe"
+        assert event.provider_event_id == "evt_1QXb2c"
+        assert event.event_type == "invoice.paid"
+
+    def test_payload_is_body_verbatim(self) -> None:
+        event = stripe_event(stripe_entry())
+
+        assert bytes(event.payload) == STRIPE_BODY
+
+    def test_event_type_none_without_string_type(self) -> None:
+        event = stripe_event(stripe_entry(b'{"id":"evt_1","type":7}'))
+
+        assert event.event_type is None
+
+    def test_invalid_json_rejected(self) -> None:
+        with pytest.raises(InvalidBodyError, match=r"invalid stripe\.event body"):
+            stripe_event(stripe_entry(b'{"id":'))
+
+
+class TestHmacEvent:
+    def test_fields_copied(self) -> None:
+        body = b'{"type":"order.created","data":{"order":"ord_1"}}'
+
+        event = hmac_event(hmac_entry(body))
+
+        assert isinstance(event, WebhookReceived)
+        assert event.event_id == "evt_hmac"
+        assert event.tenant == TENANT
+        assert event.source == "acme-hmac"
+        assert event.received_at == RECEIVED_AT
+        assert event.provider == "hmac"
+        assert event.provider_event_id == "delivery-0001"
+        assert event.event_type == "order.created"
+        assert bytes(event.payload) == body
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            pytest.param(b'{"event":"delivered"}', id="no-type"),
+            pytest.param(b'{"type":["a"]}', id="list-type"),
+            pytest.param(b'[{"type":"a"},{"type":"b"}]', id="array-payload"),
+        ],
+    )
+    def test_event_type_none_without_string_type(self, body: bytes) -> None:
+        event = hmac_event(hmac_entry(body))
+
+        assert event.event_type is None
+
+    def test_invalid_json_rejected(self) -> None:
+        with pytest.raises(InvalidBodyError, match=r"invalid hmac\.event body"):
+            hmac_event(hmac_entry(b"event=delivered"))
+
+
 class TestConvertEntry:
     @pytest.mark.parametrize(
         ("entry", "expected"),
@@ -400,8 +575,19 @@ class TestConvertEntry:
                 SubscriptionLifecycle,
             ),
             (standard_entry(standard_webhook_body()), WebhookReceived),
+            (github_entry(), WebhookReceived),
+            (stripe_entry(), WebhookReceived),
+            (hmac_entry(b'{"type":"a"}'), WebhookReceived),
         ],
-        ids=["gmail", "graph-notification", "graph-lifecycle", "standard-webhooks"],
+        ids=[
+            "gmail",
+            "graph-notification",
+            "graph-lifecycle",
+            "standard-webhooks",
+            "github",
+            "stripe",
+            "hmac",
+        ],
     )
     def test_dispatch_by_type(self, entry: IngestEntry, expected: type) -> None:
         """Each event type is converted by its own converter."""
@@ -410,13 +596,14 @@ class TestConvertEntry:
     def test_unknown_type_rejected(self) -> None:
         """A type the consumer does not know is rejected with the known types."""
         entry = ingest_entry(
-            tenant=TENANT, type="stripe.event", provider="graph", body=b"{}"
+            tenant=TENANT, type="paypal.event", provider="graph", body=b"{}"
         )
 
-        with pytest.raises(UnknownEventTypeError, match=r"'stripe\.event'") as info:
+        with pytest.raises(UnknownEventTypeError, match=r"'paypal\.event'") as info:
             convert_entry(entry, TENANT)
 
         assert "gmail.push" in str(info.value)
+        assert "stripe.event" in str(info.value)
 
     def test_provider_mismatch_rejected(self) -> None:
         """A Gmail event type from a Graph source is rejected."""
@@ -425,6 +612,22 @@ class TestConvertEntry:
         )
 
         with pytest.raises(ProviderMismatchError, match="'gmail-pubsub'"):
+            convert_entry(entry, TENANT)
+
+    @pytest.mark.parametrize(
+        ("type", "provider"),
+        [
+            (GITHUB_EVENT, "stripe"),
+            (STRIPE_EVENT, "hmac"),
+            (HMAC_EVENT, "standard-webhooks"),
+            (STANDARD_WEBHOOK, "github"),
+        ],
+    )
+    def test_signed_provider_mismatch_rejected(self, type: str, provider: str) -> None:
+        """Each webhook type is accepted only from the provider that writes it."""
+        entry = ingest_entry(tenant=TENANT, type=type, provider=provider, body=b"{}")
+
+        with pytest.raises(ProviderMismatchError, match=f"'{provider}'"):
             convert_entry(entry, TENANT)
 
     def test_other_tenant_rejected(self) -> None:
