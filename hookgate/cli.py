@@ -12,12 +12,20 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import click
+import msgspec
+import redis
 from redis.exceptions import RedisError
 
+from hookgate import dlq as dlq_module
 from hookgate.config import ConfigError, load_config
 from hookgate.logs import configure_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -194,6 +202,164 @@ def sign(config_path: str, source_id: str, body: str, msg_id: str | None) -> Non
     click.echo(f"webhook-timestamp: {timestamp}")
     click.echo(f"webhook-signature: v1,{base64.b64encode(digest).decode()}")
     click.echo("content-type: application/json")
+
+
+@main.group()
+def dlq() -> None:
+    """Inspect, replay and purge a tenant's dead-letter stream."""
+
+
+def _dlq_options(function: F) -> F:
+    options = [
+        click.option("--tenant", required=True, help="Tenant whose dead letters."),
+        click.option("--source", default=None, help="Only entries of this source id."),
+        click.option(
+            "--error-type", default=None, help="Only entries with this error type."
+        ),
+        click.option(
+            "--since",
+            type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+            default=None,
+            help="Only entries dead-lettered at or after this UTC time.",
+        ),
+        click.option(
+            "--until",
+            type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+            default=None,
+            help="Only entries dead-lettered at or before this UTC time.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _filter(
+    source: str | None,
+    error_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    ids: tuple[str, ...] = (),
+) -> dlq_module.Filter:
+    def millis(moment: datetime | None) -> int | None:
+        if moment is None:
+            return None
+        return int(moment.replace(tzinfo=UTC).timestamp() * 1000)
+
+    return dlq_module.Filter(
+        source=source,
+        error_type=error_type,
+        since_ms=millis(since),
+        until_ms=millis(until),
+        ids=ids,
+    )
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(redis_url())
+
+
+@dlq.command("list")
+@_dlq_options
+def dlq_list(
+    tenant: str,
+    source: str | None,
+    error_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
+    """Print one line per dead-letter entry: id, time, source, event, error."""
+    chosen = _filter(source, error_type, since, until)
+    try:
+        for entry_id, fields in dlq_module.select(_client(), tenant, chosen):
+            shown = dlq_module.printable(fields)
+            failed_at = datetime.fromtimestamp(
+                dlq_module.failed_at(entry_id, fields) / 1000, tz=UTC
+            )
+            click.echo(
+                f"{entry_id}  {failed_at:%Y-%m-%dT%H:%M:%SZ}"
+                f"  source={shown.get('source', '?')}"
+                f"  event_id={shown.get('event_id', '?')}"
+                f"  {shown.get('error_type', '?')}: {shown.get('error', '')}"
+            )
+    except RedisError as exc:
+        raise click.ClickException(_redis_failure(exc)) from None
+
+
+@dlq.command("show")
+@click.option("--tenant", required=True, help="Tenant whose dead letters.")
+@click.argument("entry_id")
+def dlq_show(tenant: str, entry_id: str) -> None:
+    """Print one dead-letter entry with every field, as JSON."""
+    try:
+        found = list(
+            dlq_module.select(_client(), tenant, dlq_module.Filter(ids=(entry_id,)))
+        )
+    except RedisError as exc:
+        raise click.ClickException(_redis_failure(exc)) from None
+    if not found:
+        raise click.ClickException(f"no dead-letter entry {entry_id} for {tenant!r}")
+    _, fields = found[0]
+    click.echo(
+        msgspec.json.format(
+            msgspec.json.encode({"id": entry_id, **dlq_module.printable(fields)})
+        ).decode()
+    )
+
+
+@dlq.command("replay")
+@_dlq_options
+@click.argument("entry_ids", nargs=-1)
+def dlq_replay(
+    tenant: str,
+    source: str | None,
+    error_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    entry_ids: tuple[str, ...],
+) -> None:
+    """Write matching dead letters back to the ingest stream, keeping event ids."""
+    client = _client()
+    chosen = _filter(source, error_type, since, until, entry_ids)
+    replayed = 0
+    try:
+        for entry_id, fields in list(dlq_module.select(client, tenant, chosen)):
+            dlq_module.replay(client, tenant, entry_id, fields)
+            replayed += 1
+    except RedisError as exc:
+        raise click.ClickException(_redis_failure(exc)) from None
+    click.echo(f"replayed {replayed} entries to the ingest stream of {tenant!r}")
+
+
+@dlq.command("purge")
+@_dlq_options
+@click.argument("entry_ids", nargs=-1)
+@click.option("--yes", is_flag=True, help="Delete without asking for confirmation.")
+def dlq_purge(
+    tenant: str,
+    source: str | None,
+    error_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    entry_ids: tuple[str, ...],
+    yes: bool,
+) -> None:
+    """Delete matching dead letters for good."""
+    client = _client()
+    chosen = _filter(source, error_type, since, until, entry_ids)
+    try:
+        ids = [entry_id for entry_id, _ in dlq_module.select(client, tenant, chosen)]
+        if not ids:
+            click.echo("no matching dead-letter entries")
+            return
+        if not yes:
+            click.confirm(
+                f"delete {len(ids)} dead-letter entries of {tenant!r}?", abort=True
+            )
+        deleted = dlq_module.purge(client, tenant, ids)
+    except RedisError as exc:
+        raise click.ClickException(_redis_failure(exc)) from None
+    click.echo(f"deleted {deleted} entries")
 
 
 if __name__ == "__main__":  # pragma: no cover
