@@ -139,8 +139,9 @@ class Batcher:
                 protocol = await self._connection.get()
                 replies = await protocol.send(payload, len(batch))
         except TimeoutError:
-            # The entries may still reach the stream after this; the 503 makes the
-            # provider retry, so a late write can only ever duplicate, never lose.
+            # The entries may still reach the stream after this. The 503 makes the
+            # provider retry, and the dedup script gives the retry the late entry's
+            # event id, so the event is neither lost nor written twice.
             self._connection.drop()
             self._fail(batch, RedisUnavailable("timed out waiting for Redis"))
             suppressed = self._failures_logged.allow("timeout")

@@ -5,7 +5,7 @@ order. redis-py's pipeline object costs more per command than the rest of a requ
 together, so the hot path speaks the protocol itself: ``hiredis.pack_command`` packs,
 ``hiredis.Reader`` parses, and an ``asyncio.Protocol`` moves bytes without streams.
 
-Redis answers the commands of one connection in the order they were sent, which is
+Redis replies to the commands of one connection in the order they were sent, which is
 what lets several requests share this connection: each caller registers how many
 replies it expects, and replies are handed out first come, first served.
 """
@@ -125,7 +125,7 @@ class RespConnection:
         self._password: str | None = options.get("password")
         self._db: int = options.get("db", 0)
         self._connect_timeout = connect_timeout
-        # Loaded on every new connection, because a restarted Redis forgets them.
+        # Loaded on every new connection, because a restarted Redis has none loaded.
         self._scripts = scripts
         self._protocol: RespProtocol | None = None
         self._connecting: asyncio.Future[RespProtocol] | None = None

@@ -25,7 +25,9 @@ PAGE = 500
 
 @dataclass(frozen=True)
 class Filter:
-    """Which dead-letter entries a command acts on; ``None`` matches anything."""
+    """Selection of the dead-letter entries a command acts on.
+
+    A field left ``None`` (or empty ``ids``) matches every entry."""
 
     source: str | None = None
     error_type: str | None = None
