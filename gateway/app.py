@@ -114,6 +114,23 @@ class Gateway:
             sources=len(self.routes),
             verifier=fastpath.IMPLEMENTATION,
         )
+        self._log_expired_secrets()
+
+    def _log_expired_secrets(self) -> None:
+        # Once at start: a source whose secrets have all expired rejects every
+        # request with 401, and its operator should learn that here.
+        now = time.time()
+        for source in self.config.sources:
+            active = len(source.active_secrets(now))
+            expired = len(source.secrets) - active
+            if expired:
+                log.warning(
+                    "secret.expired",
+                    source_id=source.id,
+                    tenant=source.tenant,
+                    expired=expired,
+                    active=active,
+                )
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.batcher is not None:

@@ -49,8 +49,19 @@ STANDARD_WEBHOOK = "standard-webhooks.event"
 GRAPH_NOTIFICATION = "graph.notification"
 GRAPH_LIFECYCLE = "graph.lifecycle"
 GMAIL_PUSH = "gmail.push"
+GITHUB_EVENT = "github.event"
+STRIPE_EVENT = "stripe.event"
+HMAC_EVENT = "hmac.event"
 EVENT_TYPES = frozenset(
-    {STANDARD_WEBHOOK, GRAPH_NOTIFICATION, GRAPH_LIFECYCLE, GMAIL_PUSH}
+    {
+        STANDARD_WEBHOOK,
+        GRAPH_NOTIFICATION,
+        GRAPH_LIFECYCLE,
+        GMAIL_PUSH,
+        GITHUB_EVENT,
+        STRIPE_EVENT,
+        HMAC_EVENT,
+    }
 )
 
 

@@ -54,7 +54,11 @@ class WebhookReceived(
     tag="webhook.received.v1",
     tag_field="type",
 ):
-    """A verified Standard Webhooks delivery, passed through with its payload."""
+    """A verified delivery passed through with its payload.
+
+    Standard Webhooks, GitHub, Stripe and generic HMAC sources become this event;
+    ``provider`` names which.
+    """
 
     event_id: str
     tenant: str
@@ -62,7 +66,8 @@ class WebhookReceived(
     provider: str
     provider_event_id: str
     event_type: str | None
-    """The payload's own ``type`` field, when it has one."""
+    """The payload's own ``type`` field when it is a string, or for GitHub the
+    ``X-GitHub-Event`` header; None without one."""
     payload: msgspec.Raw
     """The delivery body, embedded as the JSON it was received as."""
     received_at: int

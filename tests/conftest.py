@@ -126,7 +126,21 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 STANDARD_SECRET_NEXT = "whsec_dGVzdC1zZWNyZXQtZm9yLXJvdGF0aW9uLTAx"
 GRAPH_CLIENT_STATE = "graph-client-state-for-tests"
+GRAPH_CLIENT_STATE_NEXT = "graph-client-state-for-rotation"
 GMAIL_TOKEN = "gmail-push-token-for-tests"
+GMAIL_TOKEN_NEXT = "gmail-push-token-for-rotation"
+# The secret of the example in GitHub's "Validating webhook deliveries".
+GITHUB_SECRET = "It's a Secret to Everybody"
+GITHUB_SECRET_NEXT = "github-secret-for-rotation"
+STRIPE_SECRET = "whsec_test_c2VjcmV0LWZvci1zdHJpcGUtdGVzdHM"
+STRIPE_SECRET_NEXT = "whsec_test_c2VjcmV0LWZvci1zdHJpcGUtcm9sbA"
+HMAC_SECRET = "hmac-secret-for-tests"
+HMAC_SECRET_NEXT = "hmac-secret-for-rotation"
+# Each *_EXPIRED secret is listed with a not_after in the past, so it must not verify.
+GITHUB_SECRET_EXPIRED = "github-secret-that-expired"
+STRIPE_SECRET_EXPIRED = "whsec_test_ZXhwaXJlZC1zdHJpcGUtc2VjcmV0"
+HMAC_SECRET_EXPIRED = "hmac-secret-that-expired"
+EXPIRED_AT = "2001-01-01T00:00:00Z"
 MAX_BODY = 64 * 1024
 
 TEST_CONFIG = f"""
@@ -151,13 +165,121 @@ id = "globex-gmail"
 tenant = "globex"
 provider = "gmail-pubsub"
 secret_env = ["TEST_GMAIL_TOKEN"]
+
+[[sources]]
+id = "acme-github"
+tenant = "acme"
+provider = "github"
+secret_env = ["TEST_GITHUB_SECRET"]
+secrets = [
+  {{ env = "TEST_GITHUB_SECRET_NEXT", not_after = "2999-12-31T23:59:59+02:00" }},
+  {{ env = "TEST_GITHUB_SECRET_EXPIRED", not_after = "{EXPIRED_AT}" }},
+]
+
+[[sources]]
+id = "acme-stripe"
+tenant = "acme"
+provider = "stripe"
+secret_env = ["TEST_STRIPE_SECRET"]
+secrets = [
+  {{ env = "TEST_STRIPE_SECRET_NEXT" }},
+  {{ env = "TEST_STRIPE_SECRET_EXPIRED", not_after = {EXPIRED_AT} }},
+]
+
+# Signs "{{id}}.{{timestamp}}.{{body}}" with every option that takes a header.
+[[sources]]
+id = "acme-hmac"
+tenant = "acme"
+provider = "hmac"
+secret_env = ["TEST_HMAC_SECRET"]
+secrets = [
+  {{ env = "TEST_HMAC_SECRET_NEXT" }},
+  {{ env = "TEST_HMAC_SECRET_EXPIRED", not_after = "{EXPIRED_AT}" }},
+]
+[sources.hmac]
+header = "X-Signature"
+prefix = "sha256="
+timestamp_header = "X-Timestamp"
+id_header = "X-Event-Id"
+signed_content = "{{id}}.{{timestamp}}.{{body}}"
+
+# Every [sources.hmac] default: hex SHA-256 of the body, the event id its digest.
+[[sources]]
+id = "acme-hmac-plain"
+tenant = "acme"
+provider = "hmac"
+secret_env = ["TEST_HMAC_SECRET"]
+[sources.hmac]
+header = "X-Plain-Signature"
+
+[[sources]]
+id = "acme-hmac-b64"
+tenant = "acme"
+provider = "hmac"
+secret_env = ["TEST_HMAC_SECRET"]
+[sources.hmac]
+header = "X-Signatures"
+algorithm = "sha512"
+encoding = "base64"
+prefix = "v1,"
+separator = " "
+
+[[sources]]
+id = "acme-hmac-sha1"
+tenant = "acme"
+provider = "hmac"
+secret_env = ["TEST_HMAC_SECRET"]
+[sources.hmac]
+header = "X-Hub-Signature"
+algorithm = "sha1"
+prefix = "sha1="
+signed_content = "hookgate:{{body}}"
+
+# The first secrets of the sources above, expired here; the next ones still valid.
+[[sources]]
+id = "acme-mail-rotated"
+tenant = "acme"
+provider = "standard-webhooks"
+secrets = [
+  {{ env = "TEST_STANDARD_SECRET", not_after = "{EXPIRED_AT}" }},
+  {{ env = "TEST_STANDARD_SECRET_NEXT" }},
+]
+
+[[sources]]
+id = "acme-outlook-rotated"
+tenant = "acme"
+provider = "graph"
+secrets = [
+  {{ env = "TEST_GRAPH_CLIENT_STATE", not_after = "{EXPIRED_AT}" }},
+  {{ env = "TEST_GRAPH_CLIENT_STATE_NEXT" }},
+]
+
+[[sources]]
+id = "globex-gmail-rotated"
+tenant = "globex"
+provider = "gmail-pubsub"
+secrets = [
+  {{ env = "TEST_GMAIL_TOKEN", not_after = "{EXPIRED_AT}" }},
+  {{ env = "TEST_GMAIL_TOKEN_NEXT" }},
+]
 """
 
 TEST_ENV = {
     "TEST_STANDARD_SECRET": STANDARD_SECRET,
     "TEST_STANDARD_SECRET_NEXT": STANDARD_SECRET_NEXT,
     "TEST_GRAPH_CLIENT_STATE": GRAPH_CLIENT_STATE,
+    "TEST_GRAPH_CLIENT_STATE_NEXT": GRAPH_CLIENT_STATE_NEXT,
     "TEST_GMAIL_TOKEN": GMAIL_TOKEN,
+    "TEST_GMAIL_TOKEN_NEXT": GMAIL_TOKEN_NEXT,
+    "TEST_GITHUB_SECRET": GITHUB_SECRET,
+    "TEST_GITHUB_SECRET_NEXT": GITHUB_SECRET_NEXT,
+    "TEST_GITHUB_SECRET_EXPIRED": GITHUB_SECRET_EXPIRED,
+    "TEST_STRIPE_SECRET": STRIPE_SECRET,
+    "TEST_STRIPE_SECRET_NEXT": STRIPE_SECRET_NEXT,
+    "TEST_STRIPE_SECRET_EXPIRED": STRIPE_SECRET_EXPIRED,
+    "TEST_HMAC_SECRET": HMAC_SECRET,
+    "TEST_HMAC_SECRET_NEXT": HMAC_SECRET_NEXT,
+    "TEST_HMAC_SECRET_EXPIRED": HMAC_SECRET_EXPIRED,
 }
 
 

@@ -16,12 +16,20 @@ from hookgate.consumers.downstream import EVENT_FIELD
 from hookgate.events import DownstreamEvent, MailboxChanged, WebhookReceived
 from hookgate.tests.conftest import (
     GMAIL_TOKEN,
+    HMAC_SECRET,
     Process,
     RedisServer,
     start_hookgate,
     write_config,
 )
-from hookgate.tests.gateway.helpers import gmail_push, graph_item, standard_headers
+from hookgate.tests.gateway.helpers import (
+    github_headers,
+    gmail_push,
+    graph_item,
+    hmac_digest,
+    standard_headers,
+    stripe_headers,
+)
 
 
 @pytest.fixture
@@ -100,6 +108,47 @@ def test_graph_and_gmail_become_mailbox_changed(
     assert google.mailbox == "ops@globex.example"
     assert google.cursor == "123456"
     assert google.event_id == gmail_response.json()["event_id"]
+
+
+def test_signed_providers_become_webhook_received(
+    http: httpx.Client, redis_client: redis.Redis, consumer: Process
+) -> None:
+    github = b'{"zen":"Design for failure.","hook_id":1}'
+    stripe = b'{"id":"evt_e2e","object":"event","type":"invoice.paid","data":{}}'
+    generic = b'{"type":"order.created","data":{"order":"ord_1"}}'
+
+    responses = {
+        "github": http.post(
+            "/hooks/acme-github",
+            content=github,
+            headers=github_headers(github, event="ping"),
+        ),
+        "stripe": http.post(
+            "/hooks/acme-stripe", content=stripe, headers=stripe_headers(stripe)
+        ),
+        "hmac": http.post(
+            "/hooks/acme-hmac-plain",
+            content=generic,
+            headers={"x-plain-signature": hmac_digest(HMAC_SECRET, generic)},
+        ),
+    }
+
+    assert {name: r.status_code for name, r in responses.items()} == {
+        "github": 202,
+        "stripe": 202,
+        "hmac": 202,
+    }
+    events = wait_for_events(redis_client, "hg:{acme}:events", 3)
+    by_provider = {
+        event.provider: event for event in events if isinstance(event, WebhookReceived)
+    }
+    assert set(by_provider) == {"github", "stripe", "hmac"}
+    for name, response in responses.items():
+        assert by_provider[name].event_id == response.json()["event_id"]
+    assert by_provider["github"].event_type == "ping"
+    assert by_provider["stripe"].event_type == "invoice.paid"
+    assert by_provider["stripe"].provider_event_id == "evt_e2e"
+    assert by_provider["hmac"].event_type == "order.created"
 
 
 def test_consumer_acknowledges_entries(

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import msgspec
 
 from hookgate.config import GatewaySettings, Source
+from hookgate.fastpath import Verdict
 from hookgate.gateway.body import utf8_json
-from hookgate.gateway.errors import bad_request
+from hookgate.gateway.errors import Rejection, bad_request
 
 if TYPE_CHECKING:
     from hookgate.gateway.jwks import JwksCache
@@ -109,6 +110,63 @@ JwksFor = Callable[[str], "JwksCache"]
 TRACE_HEADERS = ("content-type", "traceparent", "tracestate", "user-agent")
 
 
+# Largest provider event id kept; it becomes part of a Redis key name.
+MAX_EVENT_ID_LENGTH = 256
+# Room for dozens of signatures during a rotation; a longer header is not a real
+# sender's, and it would be stored with the entry.
+MAX_SIGNATURE_HEADER = 4096
+# Digits of a Unix time in seconds, as the fastpath verifiers bound them.
+MAX_TIMESTAMP_DIGITS = 12
+
+
+def missing_headers(headers: Headers, names: tuple[str, ...]) -> Rejection:
+    """Return the 400 for a request that lacks some of the signature headers."""
+    missing = [name for name in names if headers.get(name) is None]
+    return bad_request(
+        "missing_signature_headers", f"missing headers: {', '.join(missing)}"
+    )
+
+
+def event_id_header(headers: Headers, name: str) -> str:
+    """Return the provider event id carried by header ``name``.
+
+    Raises a 400 Rejection when the header is missing, repeated with different
+    values, empty, or longer than :data:`MAX_EVENT_ID_LENGTH`.
+    """
+    value = single_header(headers, name)
+    if value is None:
+        raise bad_request("missing_event_id", f"missing header: {name}")
+    if not value or len(value) > MAX_EVENT_ID_LENGTH:
+        raise bad_request(
+            "invalid_event_id", f"{name} must be 1 to {MAX_EVENT_ID_LENGTH} characters"
+        )
+    return value
+
+
+def check_signature_length(value: str, name: str) -> None:
+    """Reject a signature header longer than :data:`MAX_SIGNATURE_HEADER`."""
+    if len(value) > MAX_SIGNATURE_HEADER:
+        raise bad_request(
+            "invalid_signature_header",
+            f"{name} is longer than {MAX_SIGNATURE_HEADER} characters",
+        )
+
+
+def check_timestamp(value: str, now: int, tolerance: int) -> Verdict:
+    """Check a Unix time in seconds against ``now`` as the fastpath verifiers do.
+
+    Returns BAD_TIMESTAMP unless ``value`` is 1 to 12 ASCII digits, STALE when it is
+    more than ``tolerance`` seconds from ``now`` in either direction, else OK.
+    """
+    if not 0 < len(value) <= MAX_TIMESTAMP_DIGITS:
+        return Verdict.BAD_TIMESTAMP
+    if not (value.isascii() and value.isdigit()):
+        return Verdict.BAD_TIMESTAMP
+    if abs(now - int(value)) > tolerance:
+        return Verdict.STALE
+    return Verdict.OK
+
+
 def kept_headers(headers: Headers, names: tuple[str, ...]) -> dict[str, str]:
     """Return the named headers that are present, for the entry's headers field."""
     kept = {}
@@ -121,10 +179,26 @@ def kept_headers(headers: Headers, names: tuple[str, ...]) -> dict[str, str]:
 
 def build_accept(source: Source, jwks_for: JwksFor) -> Accept:
     """Return the function that checks requests for ``source``."""
-    from hookgate.gateway.providers import gmail, graph, standard
+    from hookgate.gateway.providers import (
+        generic_hmac,
+        github,
+        gmail,
+        graph,
+        standard,
+        stripe,
+    )
 
     if source.provider == "standard-webhooks":
         return standard.accept
+    if source.provider == "github":
+        return github.accept
+    if source.provider == "stripe":
+        return stripe.accept
+    if source.provider == "hmac":
+        assert source.hmac is not None
+        return functools.partial(
+            generic_hmac.accept, scheme=generic_hmac.Scheme.build(source.hmac)
+        )
     if source.provider == "graph":
         jwks = jwks_for(source.graph.jwks_url) if source.graph is not None else None
         return functools.partial(graph.accept, jwks=jwks)

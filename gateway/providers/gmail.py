@@ -2,10 +2,10 @@
 
 A source authenticates pushes either by the OIDC token that Pub/Sub signs (when it
 has ``[sources.oidc]``) or by a token that the push endpoint URL carries as
-``?token=...``, compared in constant time with the source's secrets. The envelope's
-``message.data`` is base64 of a JSON object with the mailbox's ``emailAddress`` and
-``historyId``; both are checked here so that a consumer never receives a push it
-cannot use.
+``?token=...``, compared in constant time with the source's unexpired secrets. The
+envelope's ``message.data`` is base64 of a JSON object with the mailbox's
+``emailAddress`` and ``historyId``; both are checked here so that a consumer never
+receives a push it cannot use.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import time
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -81,7 +82,7 @@ def accept(
     incoming: Incoming, source: Source, settings: GatewaySettings
 ) -> list[EventDraft]:
     """Authenticate a push by its URL token and check it; see the module docstring."""
-    _check_token(incoming.query_string, source.secrets)
+    _check_token(incoming.query_string, source.active_secrets(time.time()))
     return _check_push(incoming)
 
 

@@ -3,10 +3,10 @@
 Graph first validates a new subscription by POSTing ``?validationToken=...``; the
 gateway echoes the decoded token as ``text/plain`` and enqueues nothing. After that,
 Graph POSTs collections (``{"value": [...]}``) whose items each carry the
-subscription's ``clientState``. Items whose ``clientState`` matches no secret of the
-source are dropped and counted; a collection in which no item matches is rejected.
-Each accepted item becomes its own event whose body is the item's bytes exactly as
-they appear in the request.
+subscription's ``clientState``. Items whose ``clientState`` matches no unexpired
+secret of the source are dropped and counted; a collection in which no item matches
+is rejected. Each accepted item becomes its own event whose body is the item's bytes
+exactly as they appear in the request.
 
 Rich notifications carry ``encryptedContent`` and a ``validationTokens`` list; every
 token must verify against the source's ``[sources.graph]`` app id before any item is
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from urllib.parse import parse_qs
 
 import msgspec
@@ -197,6 +198,7 @@ async def accept(
         await _verify_rich(collection, source, settings, jwks)
 
     headers = kept_headers(incoming.headers, TRACE_HEADERS)
+    secrets = source.active_secrets(time.time())
     drafts: list[EventDraft] = []
     dropped = 0
     for index, raw in enumerate(collection.value):
@@ -208,7 +210,7 @@ async def accept(
             ) from None
         except RecursionError:
             raise bad_request("invalid_json", "body is nested too deeply") from None
-        if not _matches(item.client_state, source.secrets):
+        if not _matches(item.client_state, secrets):
             dropped += 1
             continue
         _check_item(item, index)

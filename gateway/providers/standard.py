@@ -87,13 +87,14 @@ def accept(
             f"webhook-signature is longer than {MAX_SIGNATURE_HEADER} characters",
         )
 
+    now = time.time()
     verdict = verify_standard(
-        source.secrets,
+        source.active_secrets(now),
         msg_id.encode(),
         timestamp.encode(),
         incoming.body,
         signatures.encode(),
-        int(time.time()),
+        int(now),
         settings.timestamp_tolerance_s,
     )
     if verdict:

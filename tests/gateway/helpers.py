@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import redis
 from standardwebhooks.webhooks import Webhook
 
-from hookgate.tests.conftest import GRAPH_CLIENT_STATE, STANDARD_SECRET
+from hookgate.tests.conftest import (
+    GITHUB_SECRET,
+    GRAPH_CLIENT_STATE,
+    STANDARD_SECRET,
+    STRIPE_SECRET,
+)
 
 
 def standard_headers(
@@ -32,6 +40,62 @@ def standard_headers(
 
 def minutes_ago(minutes: float) -> datetime:
     return datetime.now(tz=UTC) - timedelta(minutes=minutes)
+
+
+def github_headers(
+    body: bytes,
+    *,
+    secret: str = GITHUB_SECRET,
+    delivery: str = "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+    event: str = "push",
+) -> dict[str, str]:
+    """Sign ``body`` as GitHub does: hex HMAC-SHA256 of the body, keyed by the
+    secret's UTF-8 bytes, after ``sha256=``."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "x-hub-signature-256": f"sha256={digest}",
+        "x-github-delivery": delivery,
+        "x-github-event": event,
+        "x-github-hook-id": "292430182",
+        "content-type": "application/json",
+        "user-agent": "GitHub-Hookshot/044aadd",
+    }
+
+
+def stripe_signature(secret: str, timestamp: int | str, body: bytes) -> str:
+    """Return Stripe's v1 value: hex HMAC-SHA256 of ``{t}.{body}``, keyed by the
+    whole ``whsec_`` secret."""
+    content = f"{timestamp}.".encode() + body
+    return hmac.new(secret.encode(), content, hashlib.sha256).hexdigest()
+
+
+def stripe_headers(
+    body: bytes,
+    *,
+    secret: str = STRIPE_SECRET,
+    sent_at: datetime | None = None,
+) -> dict[str, str]:
+    """Sign ``body`` as Stripe does, with one ``v1`` signature."""
+    timestamp = int((sent_at or datetime.now(tz=UTC)).timestamp())
+    signature = stripe_signature(secret, timestamp, body)
+    return {
+        "stripe-signature": f"t={timestamp},v1={signature}",
+        "content-type": "application/json; charset=utf-8",
+    }
+
+
+def hmac_digest(
+    secret: str, content: bytes, *, algorithm: str = "sha256", encoding: str = "hex"
+) -> str:
+    """Return the HMAC of ``content`` keyed by the secret's UTF-8 bytes, encoded."""
+    digest = hmac.new(secret.encode(), content, algorithm).digest()
+    if encoding == "hex":
+        return digest.hex()
+    return base64.b64encode(digest).decode()
+
+
+def unix_now() -> int:
+    return int(time.time())
 
 
 def graph_item(
