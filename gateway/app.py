@@ -14,6 +14,7 @@ every response is a single ``response_bytes`` call.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from typing import Any
@@ -108,6 +109,11 @@ class Gateway:
     async def _start(self) -> None:
         assert self.batcher is not None
         self.batcher.start()
+        # Everything built so far (config, routes, imported modules) lives as long
+        # as the worker; freezing it keeps the collector from scanning it again on
+        # every collection, which a profile showed at about 6 % of worker time.
+        gc.collect()
+        gc.freeze()
         log.info(
             "gateway.started",
             pid=os.getpid(),
@@ -285,7 +291,12 @@ class Gateway:
             raise self._unavailable("overloaded", str(exc)) from None
 
         try:
-            replies = await asyncio.gather(*futures)
+            # Most requests carry one event; awaiting its future directly skips the
+            # gather machinery on the hot path.
+            if len(futures) == 1:
+                replies = [await futures[0]]
+            else:
+                replies = await asyncio.gather(*futures)
         except (RedisUnavailable, WriteFailed) as exc:
             counters["rejected.unavailable"] += 1
             self._log_unavailable(source, exc)
