@@ -44,6 +44,7 @@ from .canonical import ConversionError, convert_entry
 from .deadletter import write_dead_letter
 from .downstream import event_fields
 from .reclaim import reclaim_forever
+from .retention import trim_forever
 
 logger = structlog.get_logger()
 
@@ -250,7 +251,9 @@ def create_app(
     ``consumer_name`` names this process in the consumer group and must be unique
     among running consumers. Entries pending longer than ``visibility_timeout_ms``
     are reclaimed by any consumer, and an entry delivered more than
-    ``max_deliveries`` times goes to the dead-letter stream.
+    ``max_deliveries`` times goes to the dead-letter stream. Every process also
+    trims the tenants' streams as ``config.retention`` sets
+    (:mod:`hookgate.consumers.retention`).
 
     Start the app with ``run()`` or ``async with app``, not by starting its broker
     alone, because the startup hook that creates the
@@ -315,6 +318,25 @@ def create_app(
             # A claimed entry finishes its handling; the loop then sees the event.
             await task
 
+    trimmer: list[asyncio.Task[None]] = []
+    stop_trimming_event = asyncio.Event()
+
+    async def start_trimming() -> None:
+        task = asyncio.get_running_loop().create_task(
+            trim_forever(
+                broker.connect,
+                tenants,
+                config.retention,
+                stop=stop_trimming_event,
+            )
+        )
+        trimmer.append(task)
+
+    async def stop_trimming() -> None:
+        stop_trimming_event.set()
+        for task in trimmer:
+            await task
+
     async def create_groups() -> None:
         await _create_groups(broker, tenants)
 
@@ -332,8 +354,8 @@ def create_app(
     return FastStream(
         broker,
         on_startup=[create_groups],
-        after_startup=[log_started, start_reclaiming],
-        on_shutdown=[stop_reclaiming],
+        after_startup=[log_started, start_reclaiming, start_trimming],
+        on_shutdown=[stop_reclaiming, stop_trimming],
         after_shutdown=[log_stopped],
     )
 

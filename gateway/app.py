@@ -271,6 +271,7 @@ class Gateway:
                 route.stream,
                 seen_key.encode(),
                 self.settings.dedup_window_s,
+                max_length=self.settings.max_stream_length,
                 event_id=event_id,
                 type=draft.type,
                 tenant=source.tenant,
@@ -304,12 +305,26 @@ class Gateway:
                 "unavailable", "could not write to Redis, retry later"
             ) from None
 
-        # Each reply is [1, event id] for a new entry or [0, original event id] for
-        # a repeat within the dedup window, which is answered like the original.
-        for index, (written, event_id) in enumerate(replies):
-            if not written:
+        # A repeat within the dedup window is answered like the original.
+        full = False
+        for index, (status, event_id) in enumerate(replies):
+            if status == entry.INGEST_DUPLICATE:
                 counters["duplicate"] += 1
                 event_ids[index] = event_id.decode()
+            elif status == entry.INGEST_FULL:
+                full = True
+        if full:
+            # Each entry of a collection checks the length on its own, so some of
+            # its items may be written while others are rejected. The whole request
+            # still gets 429, because a 202 would drop the rejected items. The
+            # written items set their seen keys, so the provider's retry gets their
+            # original event ids and writes only the rest.
+            raise Rejection(
+                429,
+                "tenant_backlogged",
+                "the ingest stream of this source's tenant is full; retry later",
+                (("retry-after", self.retry_after),),
+            )
         return event_ids
 
     def _unavailable(self, code: str, detail: str) -> Rejection:

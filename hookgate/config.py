@@ -7,6 +7,9 @@ key, so an operator can fix the file without reading code::
     [gateway]                      # optional, every key has a default
     max_body_bytes = 1048576
 
+    [retention]                    # optional, every key has a default
+    ingest_processed_s = 600
+
     [[sources]]
     id = "acme-mail"               # the {source_id} in /hooks/{source_id}
     tenant = "acme"
@@ -60,12 +63,37 @@ class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     body_timeout_s: float = 10.0
     """How long a client may take to send its body; slower ones get 408."""
     retry_after_s: int = 1
-    """Value of the Retry-After header on 503 answers, in seconds."""
+    """Value of the Retry-After header on 503 and 429 responses, in seconds."""
     timestamp_tolerance_s: int = 300
     """Allowed distance between a signed timestamp and this host's clock."""
     dedup_window_s: int = 72 * 3600
     """How long a provider event id is remembered per source, in seconds; a repeat
     within the window is answered with the original event id and not enqueued."""
+    max_stream_length: Annotated[int, msgspec.Meta(ge=0)] = 1_000_000
+    """Entries a tenant's ingest stream may hold before its requests get 429, or 0
+    for no limit. Processed entries that retention still keeps count too."""
+
+
+class RetentionSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The optional ``[retention]`` table: how long each stream keeps its entries.
+
+    Every age is in seconds and 0 keeps that stream untrimmed. Ages are measured
+    on the Redis server's clock, which also stamps the entry ids.
+    """
+
+    ingest_processed_s: Annotated[int, msgspec.Meta(ge=0)] = 600
+    """How long an ingest entry that every consumer group acknowledged is kept,
+    counted from its arrival. Unacknowledged entries are never trimmed.
+
+    Short by default because processed entries count toward ``max_stream_length``:
+    with 10 minutes and a limit of a million, a tenant can sustain about 1,600
+    events/s before a backlog-free stream reaches the limit."""
+    events_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600
+    """How long a downstream event is kept, whether or not anyone read it."""
+    dead_s: Annotated[int, msgspec.Meta(ge=0)] = 14 * 24 * 3600
+    """How long a dead-letter entry is kept, whether or not anyone replayed it."""
+    interval_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    """Time between two trimming passes of a consumer process."""
 
 
 # Signing keys of Google's OpenID Connect provider, which signs Pub/Sub push tokens:
@@ -208,6 +236,7 @@ class Source(msgspec.Struct, kw_only=True, frozen=True):
 class Config(msgspec.Struct, kw_only=True, frozen=True):
     gateway: GatewaySettings
     sources: tuple[Source, ...]
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
 
     @property
     def tenants(self) -> list[str]:
@@ -495,7 +524,7 @@ def parse_config(text: str, environ: Mapping[str, str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}") from None
 
-    unknown = set(document) - {"gateway", "sources"}
+    unknown = set(document) - {"gateway", "sources", "retention"}
     if unknown:
         raise ConfigError(f"unknown top-level keys: {', '.join(sorted(unknown))}")
 
@@ -503,6 +532,10 @@ def parse_config(text: str, environ: Mapping[str, str] | None = None) -> Config:
         gateway = msgspec.convert(document.get("gateway", {}), GatewaySettings)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"[gateway]: {exc}") from None
+    try:
+        retention = msgspec.convert(document.get("retention", {}), RetentionSettings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"[retention]: {exc}") from None
 
     raw_sources = document.get("sources", [])
     if not isinstance(raw_sources, list) or not raw_sources:
@@ -517,7 +550,7 @@ def parse_config(text: str, environ: Mapping[str, str] | None = None) -> Config:
         seen.add(source.id)
         sources.append(source)
 
-    return Config(gateway=gateway, sources=tuple(sources))
+    return Config(gateway=gateway, sources=tuple(sources), retention=retention)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

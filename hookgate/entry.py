@@ -136,17 +136,30 @@ def decode_entry(fields: dict[bytes, bytes]) -> IngestEntry:
     )
 
 
-# Writes one entry unless its provider event id was seen within the window, in one
-# atomic step, so two concurrent deliveries of one event cannot both be written.
-# KEYS: the ingest stream, the seen key. ARGV: window in seconds, event id, then the
-# entry's field/value pairs. Returns {1, event id} when written, {0, original event
-# id} for a repeat.
+# Replies of INGEST_SCRIPT, the first element of its two-element array.
+INGEST_DUPLICATE = 0
+INGEST_WRITTEN = 1
+INGEST_FULL = 2
+
+# Writes one entry unless its provider event id was seen within the window or the
+# stream is full. It runs as one atomic step, so two concurrent deliveries of one
+# event cannot both be written, and the length check costs no extra round trip.
+# KEYS: the ingest stream, the seen key. ARGV: window in seconds, event id, maximum
+# stream length (0 for none), then the entry's field/value pairs. Returns
+# {1, event id} when written, {0, original event id} for a repeat, and {2, ""} when
+# the stream already contains the maximum. A repeat gets its original event id even
+# when the stream is full, because it writes nothing. A full stream sets no seen
+# key, so the provider's retry is written once there is room.
 INGEST_SCRIPT = b"""
 local original = redis.call('GET', KEYS[2])
 if original then
   return {0, original}
 end
-redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+local max_length = tonumber(ARGV[3])
+if max_length > 0 and redis.call('XLEN', KEYS[1]) >= max_length then
+  return {2, ''}
+end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
 return {1, ARGV[2]}
 """
@@ -158,6 +171,7 @@ def pack_ingest(
     seen_key: bytes,
     window_s: int,
     *,
+    max_length: int = 0,
     event_id: str,
     type: str,
     tenant: str,
@@ -171,7 +185,8 @@ def pack_ingest(
     """Return the RESP bytes of the ``EVALSHA`` that writes one entry once.
 
     Redis must have :data:`INGEST_SCRIPT` loaded; the gateway loads it on every new
-    connection. See :func:`pack_xadd` for the fields.
+    connection. ``max_length`` is the stream length at which the entry is rejected,
+    0 for no limit. See :func:`pack_xadd` for the fields.
     """
     command: Any = (
         b"EVALSHA",
@@ -181,6 +196,7 @@ def pack_ingest(
         seen_key,
         window_s,
         event_id,
+        max_length,
         b"v",
         ENTRY_VERSION,
         b"event_id",

@@ -534,3 +534,52 @@ class TestActiveSecrets:
         )
 
         assert parsed.active_secrets(time.time()) == ()
+
+
+class TestRetentionTable:
+    def test_defaults(self) -> None:
+        retention = parse_config(source(), ENV).retention
+
+        assert retention.ingest_processed_s == 600
+        assert retention.events_s == 604800
+        assert retention.dead_s == 1209600
+        assert retention.interval_s == 60
+
+    def test_every_key_read(self) -> None:
+        table = (
+            "[retention]\ningest_processed_s = 10\nevents_s = 20\ndead_s = 0\n"
+            "interval_s = 0.5\n"
+        )
+
+        retention = parse_config(table + source(), ENV).retention
+
+        assert retention.ingest_processed_s == 10
+        assert retention.events_s == 20
+        assert retention.dead_s == 0
+        assert retention.interval_s == 0.5
+
+    def test_negative_age_named(self) -> None:
+        with pytest.raises(ConfigError, match=r"\[retention\].*events_s"):
+            parse_config("[retention]\nevents_s = -1\n" + source(), ENV)
+
+    def test_zero_interval_named(self) -> None:
+        with pytest.raises(ConfigError, match=r"\[retention\].*interval_s"):
+            parse_config("[retention]\ninterval_s = 0\n" + source(), ENV)
+
+    def test_unknown_key_named(self) -> None:
+        with pytest.raises(ConfigError, match="ingest_s"):
+            parse_config("[retention]\ningest_s = 5\n" + source(), ENV)
+
+
+class TestMaxStreamLength:
+    def test_default(self) -> None:
+        assert parse_config(source(), ENV).gateway.max_stream_length == 1_000_000
+
+    def test_zero_allowed(self) -> None:
+        config = parse_config("[gateway]\nmax_stream_length = 0\n" + source(), ENV)
+
+        assert config.gateway.max_stream_length == 0
+
+    def test_negative_named(self) -> None:
+        with pytest.raises(ConfigError, match=r"\[gateway\].*max_stream_length"):
+            parse_config("[gateway]\nmax_stream_length = -1\n" + source(), ENV)
