@@ -7,9 +7,10 @@ acknowledged only after that publish succeeded. Entries that cannot be converted
 to the tenant's dead-letter stream and are then acknowledged, so the entries
 behind them are never held up.
 
-Delivery is at least once: a crash between the publish and the XACK leaves the
-entry pending, and processing it again after a reclaim publishes a second event
-with the same ``event_id``.
+Entries are delivered at least once: a crash between the publish and the XACK
+leaves the entry pending, and a reclaim processes it again. The publish is keyed by
+``event_id`` (:data:`PUBLISH_ONCE_SCRIPT`), so the second processing publishes
+nothing.
 
 This module reads and writes Redis only through the broker's connection, and it
 never logs bodies, headers or secrets.
