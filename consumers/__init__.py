@@ -3,7 +3,8 @@
 The ingest consumer (:func:`create_app`, :func:`run_consumer`) converts each ingest
 entry into one downstream event (:mod:`hookgate.events`) and dead-letters the
 entries it cannot convert. Downstream subscribers decode the events with
-:func:`decode_downstream_event`.
+:func:`decode_downstream_event`. The sync worker (:class:`Coalescer`) coalesces
+``mailbox.changed.v1`` events into :class:`SyncJob` runs of a caller's handler.
 """
 
 from .app import create_app, run_consumer
@@ -23,16 +24,23 @@ from .canonical import (
     standard_webhook_event,
     stripe_event,
 )
+from .coalesce import Coalescer, CoalescerSettings, run_sync_worker
 from .deadletter import ADDED_FIELDS, dead_letter_fields, write_dead_letter
 from .downstream import EVENT_FIELD, decode_downstream_event, event_fields
+from .jobs import PermanentJobError, RetryPolicy, SyncJob
 
 __all__ = [
     "ADDED_FIELDS",
     "EVENT_FIELD",
+    "Coalescer",
+    "CoalescerSettings",
     "ConversionError",
     "InvalidBodyError",
     "MisroutedEntryError",
+    "PermanentJobError",
     "ProviderMismatchError",
+    "RetryPolicy",
+    "SyncJob",
     "UnknownEventTypeError",
     "convert_entry",
     "create_app",
@@ -46,6 +54,7 @@ __all__ = [
     "hmac_event",
     "mailbox_from_resource",
     "run_consumer",
+    "run_sync_worker",
     "standard_webhook_event",
     "stripe_event",
     "write_dead_letter",

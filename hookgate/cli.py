@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from hookgate import dlq as dlq_module
 from hookgate.config import ConfigError, load_config
 from hookgate.logs import configure_logging
+from hookgate.sentry import init_sentry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,17 +101,48 @@ def serve(config_path: str, host: str, port: int, workers: int) -> None:
     show_default=True,
     help="Deliveries after which an unacknowledged entry is dead-lettered as poison.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Port that serves Prometheus metrics on /metrics; 0 serves none.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address that the metrics port binds.",
+)
 def consume(
     config_path: str,
     consumer_name: str | None,
     visibility_timeout_ms: int,
     max_deliveries: int,
+    metrics_port: int,
+    metrics_host: str,
 ) -> None:
     """Run the consumer that turns ingest entries into downstream events."""
+    from hookgate import tracing
     from hookgate.consumers.app import run_consumer
+    from hookgate.consumers.telemetry import start_metrics_server
 
     configure_logging()
     config = _load(config_path)
+    init_sentry(config, "consumer")
+    try:
+        tracing.configure("hookgate-consumer")
+    except tracing.TracingConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if metrics_port:
+        try:
+            start_metrics_server(
+                metrics_host, metrics_port, redis_url(), config.tenants
+            )
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}"
+            ) from None
     name = consumer_name or f"{os.uname().nodename}-{os.getpid()}"
     try:
         asyncio.run(
@@ -121,6 +153,51 @@ def consume(
                 visibility_timeout_ms=visibility_timeout_ms,
                 max_deliveries=max_deliveries,
             )
+        )
+    except RedisError as exc:
+        raise click.ClickException(_redis_failure(exc)) from None
+
+
+@main.command("sync-worker")
+@config_option
+@click.option(
+    "--name",
+    "consumer_name",
+    default=None,
+    help="Consumer name within the sync group; defaults to host name and PID.",
+)
+@click.option(
+    "--window-ms",
+    type=click.IntRange(min=1),
+    default=1_000,
+    show_default=True,
+    help="How long a mailbox's first event waits for more before its sync job,"
+    " in milliseconds.",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Attempts after which a failing sync job is dead-lettered.",
+)
+def sync_worker(
+    config_path: str, consumer_name: str | None, window_ms: int, max_attempts: int
+) -> None:
+    """Coalesce mailbox events into sync jobs and log each job (a demo handler)."""
+    from hookgate.consumers.coalesce import CoalescerSettings, run_sync_worker
+    from hookgate.consumers.jobs import MAILBOX_SYNC, RetryPolicy
+
+    configure_logging()
+    config = _load(config_path)
+    name = consumer_name or f"{os.uname().nodename}-{os.getpid()}"
+    settings = CoalescerSettings(
+        window_ms=window_ms,
+        retry_policies={MAILBOX_SYNC: RetryPolicy(max_attempts=max_attempts)},
+    )
+    try:
+        asyncio.run(
+            run_sync_worker(config.tenants, redis_url(), name, settings=settings)
         )
     except RedisError as exc:
         raise click.ClickException(_redis_failure(exc)) from None
@@ -322,13 +399,22 @@ def dlq_replay(
     client = _client()
     chosen = _filter(source, error_type, since, until, entry_ids)
     replayed = 0
+    skipped = 0
     try:
         for entry_id, fields in list(dlq_module.select(client, tenant, chosen)):
+            if not dlq_module.is_ingest_entry(fields):
+                skipped += 1
+                continue
             dlq_module.replay(client, tenant, entry_id, fields)
             replayed += 1
     except RedisError as exc:
         raise click.ClickException(_redis_failure(exc)) from None
     click.echo(f"replayed {replayed} entries to the ingest stream of {tenant!r}")
+    if skipped:
+        click.echo(
+            f"skipped {skipped} entries that are not ingest entries (failed sync"
+            " jobs); they cannot be replayed yet"
+        )
 
 
 @dlq.command("purge")

@@ -17,7 +17,14 @@ import redis
 
 from hookgate.keys import dead_letter_stream, ingest_stream
 
-ADDED_FIELDS = (b"error", b"error_type", b"stream", b"entry_id", b"failed_at")
+ADDED_FIELDS = (
+    b"error",
+    b"error_type",
+    b"stream",
+    b"entry_id",
+    b"failed_at",
+    b"trace_id",
+)
 
 # Entries read from Redis per XRANGE call while filtering.
 PAGE = 500
@@ -75,6 +82,15 @@ def select(
         if len(page) < PAGE:
             return
         start = "(" + page[-1][0].decode()
+
+
+def is_ingest_entry(fields: dict[bytes, bytes]) -> bool:
+    """Return whether a dead letter came from the ingest stream and can be replayed.
+
+    Sync jobs that failed are dead-lettered to the same stream with their own
+    fields; writing those to the ingest stream would only dead-letter them again.
+    """
+    return b"v" in fields and b"event_id" in fields and b"body" in fields
 
 
 def ingest_fields(fields: dict[bytes, bytes]) -> dict[bytes, bytes]:

@@ -45,6 +45,63 @@ def published_key(tenant: str, event_id: str) -> str:
     return f"{PREFIX}:{{{tenant}}}:published:{event_id}"
 
 
+# Consumer group in which the sync coalescer reads each tenant's events stream.
+SYNC_GROUP = "hookgate-sync"
+
+
+def sync_mailbox(provider: str, mailbox: str) -> str:
+    """Return the member that names one mailbox in the coalescer's sorted sets."""
+    return f"{provider}:{mailbox}"
+
+
+def sync_pending_key(tenant: str, member: str) -> str:
+    """Return the hash of a mailbox's coalescing state.
+
+    Fields: ``provider``, ``mailbox`` and ``cursor``, the highest cursor ever seen,
+    which is kept between jobs and absent when no event carried one. While events
+    wait for a job, also ``first_seen`` (Unix milliseconds) and ``count``.
+    """
+    return f"{PREFIX}:{{{tenant}}}:sync:pending:{member}"
+
+
+def sync_due_key(tenant: str) -> str:
+    """Return the sorted set of mailboxes with pending events, scored by due time.
+
+    A mailbox is due when its coalescing window, counted from its first pending
+    event, has passed; scores are Unix milliseconds.
+    """
+    return f"{PREFIX}:{{{tenant}}}:sync:due"
+
+
+def sync_retry_key(tenant: str) -> str:
+    """Return the sorted set of failed sync jobs, as JSON, scored by retry time."""
+    return f"{PREFIX}:{{{tenant}}}:sync:retry"
+
+
+def sync_running_key(tenant: str) -> str:
+    """Return the hash of running sync jobs: due-set member to the job as JSON.
+
+    An entry whose mailbox has no lease belongs to a job whose worker stopped, and
+    the coalescer files it for a retry.
+    """
+    return f"{PREFIX}:{{{tenant}}}:sync:running"
+
+
+def sync_lease_key(tenant: str, member: str) -> str:
+    """Return the key whose value is the fencing token of a mailbox's running job."""
+    return f"{PREFIX}:{{{tenant}}}:sync:lease:{member}"
+
+
+def sync_fence_key(tenant: str, member: str) -> str:
+    """Return the counter that issues a mailbox's fencing tokens (INCR)."""
+    return f"{PREFIX}:{{{tenant}}}:sync:fence:{member}"
+
+
+def sync_cursor_key(tenant: str, member: str) -> str:
+    """Return the key of the cursor that a mailbox's last committed sync reached."""
+    return f"{PREFIX}:{{{tenant}}}:sync:cursor:{member}"
+
+
 STREAM_KINDS = {
     "ingest": ingest_stream,
     "events": events_stream,

@@ -150,3 +150,16 @@ def test_purge_with_yes_deletes(cli: CliRunner, redis_client: redis.Redis) -> No
     assert result.exit_code == 0, result.output
     assert "deleted 2" in result.output
     assert redis_client.xlen(DEAD) == 0
+
+
+def test_replay_skips_job_dead_letters(
+    cli: CliRunner, redis_client: redis.Redis
+) -> None:
+    redis_client.xadd(DEAD, {"error": "boom", "error_type": "JobError", "job": "{}"})
+
+    result = cli.invoke(main, ["dlq", "replay", "--tenant", "acme"])
+
+    assert result.exit_code == 0, result.output
+    assert "skipped 1" in result.output
+    assert redis_client.xlen(DEAD) == 1
+    assert redis_client.exists(INGEST) == 0
