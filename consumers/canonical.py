@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from hookgate.charset import CharsetError, parse_charset, to_utf8
 from hookgate.entry import (
     GITHUB_EVENT,
     GMAIL_PUSH,
@@ -339,4 +340,17 @@ def convert_entry(entry: IngestEntry, tenant: str) -> DownstreamEvent:
             f" entry's provider is {entry.provider!r}"
         )
 
-    return converter(entry)
+    return converter(_with_utf8_body(entry))
+
+
+def _with_utf8_body(entry: IngestEntry) -> IngestEntry:
+    # The entry keeps the body in the charset it was sent in; every converter
+    # decodes UTF-8, as the gateway did when it checked the body.
+    try:
+        charset = parse_charset(entry.headers.get("content-type"))
+        body = to_utf8(entry.body, charset)
+    except (CharsetError, UnicodeError) as exc:
+        raise InvalidBodyError(f"invalid {entry.type} body: {exc}") from None
+    if body is entry.body:
+        return entry
+    return msgspec.structs.replace(entry, body=body)

@@ -7,9 +7,9 @@ bytes in their declared charset, with the ``content-type`` header beside them.
 
 from __future__ import annotations
 
-import codecs
 import zlib
 
+from hookgate.charset import CharsetError, parse_charset, to_utf8
 from hookgate.gateway.errors import Rejection
 
 # zlib window-bits values: 16 + MAX_WBITS reads a gzip header, MAX_WBITS a zlib one.
@@ -62,21 +62,13 @@ def decode_content(body: bytes, coding: str | None, limit: int) -> bytes:
 def charset_of(content_type: str | None) -> str:
     """Return the normalised ``charset`` parameter of a Content-Type, or utf-8.
 
-    Raises :class:`Rejection` (415) for a charset Python does not know.
+    Raises :class:`Rejection` (415) for a charset that is unknown or not a text
+    encoding.
     """
-    if not content_type or "charset" not in content_type.lower():
-        return "utf-8"
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"').lower()
-            try:
-                return codecs.lookup(charset).name
-            except LookupError:
-                raise Rejection(
-                    415, "unsupported_charset", "Content-Type names an unknown charset"
-                ) from None
-    return "utf-8"
+    try:
+        return parse_charset(content_type)
+    except CharsetError as exc:
+        raise Rejection(415, "unsupported_charset", str(exc)) from None
 
 
 def utf8_json(body: bytes, charset: str) -> bytes:
@@ -88,11 +80,8 @@ def utf8_json(body: bytes, charset: str) -> bytes:
     if not body:
         raise Rejection(400, "empty_body", "the request has no body")
     try:
-        text = body.decode(charset)
-    except UnicodeDecodeError:
+        return to_utf8(body, charset)
+    except UnicodeError:
         raise Rejection(
             400, "invalid_encoding", f"body is not valid {charset} text"
         ) from None
-    if charset == "utf-8":
-        return body
-    return text.encode()

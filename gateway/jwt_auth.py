@@ -267,7 +267,9 @@ async def _decode(
         )
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.DecodeError:
+    except jwt.InvalidTokenError:
+        # PyJWT raises DecodeError for bad encoding and its base class for bad
+        # header values such as a non-string kid or an invalid crit.
         raise TokenRejected("malformed_token", "token is not a valid JWT") from None
 
     # Checked before the key lookup, so that a token with another algorithm never

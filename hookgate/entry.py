@@ -107,7 +107,9 @@ def decode_entry(fields: dict[bytes, bytes]) -> IngestEntry:
         )
 
     received_at = _text(fields, "received_at")
-    if not (received_at.isascii() and received_at.isdigit()):
+    # 15 digits of milliseconds reach past the year 30000; the bound also keeps
+    # int() away from digit strings long enough to raise ValueError.
+    if not (received_at.isascii() and received_at.isdigit()) or len(received_at) > 15:
         raise EntryError(
             f"field 'received_at' is not a Unix time in ms: {received_at!r}"
         )

@@ -62,6 +62,8 @@ class Notification(msgspec.Struct, rename="camel"):
     resource: str | None = None
     resource_data: ResourceData | None = None
     lifecycle_event: str | None = None
+    # msgspec.Raw cannot be part of a union, so an empty Raw means "absent".
+    encrypted_content: msgspec.Raw = msgspec.Raw()
     subscription_expiration_date_time: str | None = None
 
 
@@ -191,25 +193,32 @@ async def accept(
     collection = decode_json(_decode_collection, incoming, "a notification collection")
     if not collection.value:
         raise bad_request("invalid_payload", "notification collection is empty")
-    if (
-        collection.validation_tokens is not None
-        or b'"encryptedContent"' in incoming.body
-    ):
-        await _verify_rich(collection, source, settings, jwks)
-
-    headers = kept_headers(incoming.headers, TRACE_HEADERS)
-    secrets = source.active_secrets(time.time())
-    drafts: list[EventDraft] = []
-    dropped = 0
+    items = []
     for index, raw in enumerate(collection.value):
         try:
-            item = _decode_notification(raw)
+            items.append(_decode_notification(raw))
         except msgspec.ValidationError as exc:
             raise bad_request(
                 "invalid_payload", f"notification {index} is invalid: {exc}"
             ) from None
         except RecursionError:
             raise bad_request("invalid_json", "body is nested too deeply") from None
+
+    # Decided on the decoded items, not on the raw bytes, which could spell the
+    # key with escapes or in another charset.
+    rich = any(len(item.encrypted_content) for item in items)
+    if rich or collection.validation_tokens is not None:
+        await _verify_rich(collection, source, settings, jwks)
+
+    headers = kept_headers(incoming.headers, TRACE_HEADERS)
+    if incoming.charset != "utf-8":
+        # Items are sliced from the body after it was turned into UTF-8, so the
+        # charset of the request no longer describes them.
+        headers["content-type"] = "application/json; charset=utf-8"
+    secrets = source.active_secrets(time.time())
+    drafts: list[EventDraft] = []
+    dropped = 0
+    for index, (raw, item) in enumerate(zip(collection.value, items, strict=True)):
         if not _matches(item.client_state, secrets):
             dropped += 1
             continue
