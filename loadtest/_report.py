@@ -194,8 +194,8 @@ def _version_of(argv: list[str], pattern: str) -> str:
     return match.group(1) if match else "unknown"
 
 
-def code_state() -> str:
-    """Return the commit of the servers' code and the files changed since it.
+def code_state(folders: tuple[str, ...] = MEASURED_CODE) -> str:
+    """Return the commit of the measured code and the files changed in ``folders``.
 
     Runs git with ``--no-optional-locks``, so ``git status`` does not take the
     index lock that a commit made at the same time needs. Outside a git work tree
@@ -215,7 +215,7 @@ def code_state() -> str:
     if head.returncode != 0:
         return "unknown: not a git work tree"
     status = subprocess.run(
-        [*base, "status", "--porcelain", "--", *MEASURED_CODE],
+        [*base, "status", "--porcelain", "--", *folders],
         capture_output=True,
         text=True,
         timeout=10,
