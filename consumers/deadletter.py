@@ -9,6 +9,7 @@ be inspected and replayed, and adds:
 ``stream``      the ingest stream the entry was read from
 ``entry_id``    the entry's id in that stream
 ``failed_at``   time of rejection, Unix milliseconds
+``trace_id``    hex trace id of the entry's trace, empty when it has none
 ==============  ============================================================
 
 An added field replaces an ingest field of the same name, because a corrupt
@@ -25,7 +26,7 @@ from redis.asyncio import Redis
 from hookgate.keys import dead_letter_stream
 
 # Field names that dead_letter_fields adds to an ingest entry's fields.
-ADDED_FIELDS = ("error", "error_type", "stream", "entry_id", "failed_at")
+ADDED_FIELDS = ("error", "error_type", "stream", "entry_id", "failed_at", "trace_id")
 
 
 def dead_letter_fields(
@@ -35,6 +36,7 @@ def dead_letter_fields(
     stream: str,
     entry_id: bytes,
     failed_at: int,
+    trace_id: str = "",
 ) -> dict[bytes, bytes]:
     """Return the fields of the dead-letter entry for an ingest entry.
 
@@ -46,6 +48,7 @@ def dead_letter_fields(
     record[b"stream"] = stream.encode()
     record[b"entry_id"] = entry_id
     record[b"failed_at"] = str(failed_at).encode()
+    record[b"trace_id"] = trace_id.encode()
     return record
 
 
@@ -58,6 +61,7 @@ async def write_dead_letter(
     stream: str,
     entry_id: bytes,
     failed_at: int,
+    trace_id: str = "",
 ) -> None:
     """Append a dead-letter entry to ``tenant``'s dead-letter stream.
 
@@ -66,6 +70,11 @@ async def write_dead_letter(
     # redis-py types the field mapping with invariant key and value types, which a
     # dict[bytes, bytes] does not match although it accepts one.
     record: dict[Any, Any] = dead_letter_fields(
-        fields, error=error, stream=stream, entry_id=entry_id, failed_at=failed_at
+        fields,
+        error=error,
+        stream=stream,
+        entry_id=entry_id,
+        failed_at=failed_at,
+        trace_id=trace_id,
     )
     await redis.xadd(dead_letter_stream(tenant), record)

@@ -20,8 +20,10 @@ from faststream.redis import RedisBroker
 from faststream.redis.message import DefaultStreamMessage, RedisStreamMessage
 from redis.exceptions import RedisError
 
+from hookgate import metrics
 from hookgate.entry import EntryError, IngestEntry
 from hookgate.keys import INGEST_GROUP, ingest_stream
+from hookgate.logs import RateLimiter
 
 logger = structlog.get_logger()
 
@@ -106,6 +108,8 @@ async def reclaim_forever(
     FastStream's shutdown (0.7.8, anyio) a cancelled sleep here was observed not to
     end the loop.
     """
+    # A Redis outage fails every pass, so each tenant logs at most one line per 30 s.
+    failures_logged = RateLimiter(per_second=1 / 30)
     while not stop.is_set():
         for tenant, handle in tenants.items():
             try:
@@ -113,9 +117,17 @@ async def reclaim_forever(
                     broker, tenant, consumer_name, handle=handle, **options
                 )
             except RedisError as exc:
-                logger.warning("reclaim.failed", tenant=tenant, reason=str(exc))
+                suppressed = failures_logged.allow(tenant)
+                if suppressed is not None:
+                    logger.warning(
+                        "reclaim.failed",
+                        tenant=tenant,
+                        reason=str(exc),
+                        suppressed=suppressed,
+                    )
                 continue
             if claimed:
+                metrics.reclaimed[tenant] += claimed
                 logger.info("entries.reclaimed", tenant=tenant, count=claimed)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)

@@ -6,6 +6,8 @@ Routes:
   event id(s); any other outcome is a :class:`~hookgate.gateway.errors.Rejection`.
 - ``GET /healthz``: the process is up.
 - ``GET /readyz``: Redis answers and the batcher has room.
+- ``GET /metrics``: this worker's counters and the tenants' stream state, in the
+  Prometheus text format.
 
 The hot path uses no web framework: Granian hands over the scope and protocol, and
 every response is a single ``response_bytes`` call.
@@ -23,7 +25,7 @@ import hiredis
 import msgspec
 import structlog
 
-from hookgate import entry, fastpath, keys
+from hookgate import entry, fastpath, keys, metrics, tracing
 from hookgate.config import Config, Source, load_config
 from hookgate.gateway.batcher import Batcher, Saturated, WriteFailed
 from hookgate.gateway.body import charset_of, decode_content, too_large
@@ -39,7 +41,9 @@ from hookgate.gateway.providers import (
 )
 from hookgate.gateway.resp import RedisUnavailable, RespConnection
 from hookgate.gateway.stats import counters
+from hookgate.gateway.telemetry import entry_headers, metrics_response, traced_ingest
 from hookgate.logs import RateLimiter, configure_logging
+from hookgate.sentry import capture_unhandled, init_sentry
 
 log = structlog.get_logger("hookgate.gateway")
 
@@ -58,11 +62,12 @@ class AcceptedMany(msgspec.Struct):
 
 
 class Route(msgspec.Struct, frozen=True):
-    """A source with its provider's ``accept`` function and stream key."""
+    """A source with its provider's ``accept`` function, stream key and counters."""
 
     source: Source
     accept: Accept
     stream: bytes
+    counts: metrics.SourceCounts
 
 
 class Gateway:
@@ -77,6 +82,7 @@ class Gateway:
                 source=source,
                 accept=build_accept(source, self._jwks_for),
                 stream=keys.ingest_stream(source.tenant).encode(),
+                counts=metrics.source_counts(source.id, source.tenant, source.provider),
             )
             for source in config.sources
         }
@@ -149,13 +155,25 @@ class Gateway:
             return
         path: str = scope.path
         if path.startswith(HOOKS_PREFIX):
-            await self._ingest(scope, protocol, path[len(HOOKS_PREFIX) :])
+            if tracing.ENABLED:
+                await traced_ingest(
+                    self._ingest,
+                    self.routes,
+                    scope,
+                    protocol,
+                    path[len(HOOKS_PREFIX) :],
+                )
+            else:
+                await self._ingest(scope, protocol, path[len(HOOKS_PREFIX) :])
         elif path == "/healthz":
             if self._allow_get(scope, protocol):
                 protocol.response_bytes(200, JSON, b'{"status":"ok"}')
         elif path == "/readyz":
             if self._allow_get(scope, protocol):
                 await self._ready(protocol)
+        elif path == "/metrics":
+            if self._allow_get(scope, protocol):
+                await self._metrics(protocol)
         else:
             self._reject(protocol, Rejection(404, "not_found", "no such route"))
 
@@ -212,6 +230,7 @@ class Gateway:
                     ("x-content-type-options", "nosniff"),
                 ]
                 protocol.response_bytes(outcome.status, headers_out, outcome.body)
+                route.counts.statuses[outcome.status] += 1
                 return
             event_ids = await self._enqueue(route, incoming, outcome)
         except Rejection as rejection:
@@ -219,6 +238,8 @@ class Gateway:
             return
 
         counters["accepted"] += len(event_ids)
+        route.counts.accepted += len(event_ids)
+        route.counts.statuses[202] += 1
         if len(event_ids) == 1:
             body = _encode(Accepted(event_ids[0]))
         else:
@@ -264,6 +285,7 @@ class Gateway:
             )
         event_ids: list[str] = []
         commands: list[bytes] = []
+        traced = tracing.ENABLED
         for draft in drafts:
             event_id = self.new_event_id()
             seen_key = keys.seen_key(source.tenant, source.id, draft.provider_event_id)
@@ -279,14 +301,19 @@ class Gateway:
                 provider=source.provider,
                 received_at=received_at,
                 provider_event_id=draft.provider_event_id,
-                headers=_encode(draft.headers),
+                headers=_encode(
+                    entry_headers(draft.headers) if traced else draft.headers
+                ),
                 body=draft.body,
             )
             commands.append(command)
             event_ids.append(event_id)
 
         try:
-            futures = batcher.submit_many(commands)
+            if traced:
+                futures = batcher.submit_many(commands, tracing.current_span_context())
+            else:
+                futures = batcher.submit_many(commands)
         except Saturated as exc:
             counters["rejected.overloaded"] += 1
             raise self._unavailable("overloaded", str(exc)) from None
@@ -346,7 +373,10 @@ class Gateway:
         self, protocol: Any, rejection: Rejection, source: Source | None = None
     ) -> None:
         counters[f"rejected.{rejection.code}"] += 1
-        if source is not None:
+        if source is None:
+            metrics.NO_SOURCE.statuses[rejection.status] += 1
+        else:
+            self.routes[source.id].counts.statuses[rejection.status] += 1
             suppressed = self._rejections_logged.allow((rejection.code, source.id))
             if suppressed is not None:
                 log.info(
@@ -360,6 +390,16 @@ class Gateway:
                 )
         headers = [*JSON, *rejection.headers]
         protocol.response_bytes(rejection.status, headers, rejection.body())
+
+    async def _metrics(self, protocol: Any) -> None:
+        waiting = self.batcher.waiting if self.batcher is not None else 0
+        body = await metrics_response(
+            self.config,
+            self.connection,
+            waiting,
+            self.settings.flush_timeout_ms / 1000,
+        )
+        protocol.response_bytes(200, [("content-type", metrics.CONTENT_TYPE)], body)
 
     async def _ready(self, protocol: Any) -> None:
         problems = []
@@ -389,6 +429,10 @@ def create_app() -> Gateway:
     Granian calls this in each worker process (``factory=True``).
     """
     configure_logging()
+    tracing.configure("hookgate-gateway")
     config = load_config(os.environ["HOOKGATE_CONFIG"])
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    return Gateway(config, redis_url)
+    app = Gateway(config, redis_url)
+    if init_sentry(config, "gateway"):
+        capture_unhandled(app)
+    return app

@@ -19,11 +19,16 @@ from typing import Any
 
 import hiredis
 import structlog
+from opentelemetry.trace import SpanContext, Status, StatusCode
 
+from hookgate import metrics, tracing
 from hookgate.gateway.resp import RedisUnavailable, RespConnection
 from hookgate.logs import RateLimiter
 
 log = structlog.get_logger("hookgate.gateway.batcher")
+
+
+Waiting = tuple[bytes, "asyncio.Future[Any]", SpanContext | None]
 
 
 class Saturated(RuntimeError):
@@ -66,9 +71,9 @@ class Batcher:
         self._max_pending = max_pending
         self._max_batch = max_batch
         self._flush_timeout = flush_timeout
-        self._waiting: collections.deque[tuple[bytes, asyncio.Future[Any]]] = (
-            collections.deque()
-        )
+        # Each command waits with its future and, when tracing is on, the span
+        # context of its request, which the flush span links to.
+        self._waiting: collections.deque[Waiting] = collections.deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -87,7 +92,9 @@ class Batcher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def submit_many(self, commands: list[bytes]) -> list[asyncio.Future[Any]]:
+    def submit_many(
+        self, commands: list[bytes], link: SpanContext | None = None
+    ) -> list[asyncio.Future[Any]]:
         """Queue all of ``commands`` or none of them; see :meth:`submit`.
 
         All or nothing, so a request that is answered 503 has written nothing.
@@ -96,10 +103,14 @@ class Batcher:
             raise Saturated("gateway is shutting down")
         if len(self._waiting) + len(commands) > self._max_pending:
             raise Saturated(f"{self._max_pending} entries already waiting for Redis")
-        return [self.submit(command) for command in commands]
+        return [self.submit(command, link) for command in commands]
 
-    def submit(self, command: bytes) -> asyncio.Future[Any]:
+    def submit(
+        self, command: bytes, link: SpanContext | None = None
+    ) -> asyncio.Future[Any]:
         """Queue one packed command; the future gets its Redis reply.
+
+        ``link`` is the span context of the request, for the flush span's links.
 
         Raises :class:`Saturated` when the queue is full. The future fails with
         :class:`WriteFailed` if Redis rejects the command, or with
@@ -110,7 +121,7 @@ class Batcher:
         if len(self._waiting) >= self._max_pending:
             raise Saturated(f"{self._max_pending} entries already waiting for Redis")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append((command, future))
+        self._waiting.append((command, future, link))
         self._wakeup.set()
         return future
 
@@ -121,11 +132,26 @@ class Batcher:
             while self._waiting:
                 count = min(len(self._waiting), self._max_batch)
                 batch = [self._waiting.popleft() for _ in range(count)]
-                await self._flush(batch)
+                started = time.perf_counter()
+                if tracing.ENABLED:
+                    await self._traced_flush(batch)
+                else:
+                    await self._flush(batch)
+                metrics.flush_sizes.observe(count)
+                metrics.flush_seconds.observe(time.perf_counter() - started)
             if self._closing:
                 return
 
-    async def _flush(self, batch: list[tuple[bytes, asyncio.Future[Any]]]) -> None:
+    async def _traced_flush(self, batch: list[Waiting]) -> None:
+        links = [link for _, _, link in batch if link is not None]
+        with tracing.flush_span(links) as span:
+            await self._flush(batch)
+            failed = sum(1 for _, future, _ in batch if _failed(future))
+            if failed:
+                span.set_attribute("hookgate.failed_entries", failed)
+                span.set_status(Status(StatusCode.ERROR))
+
+    async def _flush(self, batch: list[Waiting]) -> None:
         stats = self.stats
         stats.flushes += 1
         stats.entries += len(batch)
@@ -133,7 +159,7 @@ class Batcher:
             stats.max_batch_seen = len(batch)
 
         started = time.perf_counter()
-        payload = b"".join([command for command, _ in batch])
+        payload = b"".join([command for command, _, _ in batch])
         try:
             async with asyncio.timeout(self._flush_timeout):
                 protocol = await self._connection.get()
@@ -168,7 +194,7 @@ class Batcher:
             return
 
         scripts_missing = False
-        for (_, future), reply in zip(batch, replies, strict=True):
+        for (_, future, _), reply in zip(batch, replies, strict=True):
             if isinstance(reply, hiredis.ReplyError):
                 stats.failed_entries += 1
                 scripts_missing |= str(reply).startswith("NOSCRIPT")
@@ -181,11 +207,9 @@ class Batcher:
             log.warning("flush.script_missing", batch_size=len(batch))
             self._connection.drop()
 
-    def _fail(
-        self, batch: list[tuple[bytes, asyncio.Future[Any]]], exc: Exception
-    ) -> None:
+    def _fail(self, batch: list[Waiting], exc: Exception) -> None:
         self.stats.failed_entries += len(batch)
-        for _, future in batch:
+        for _, future, _ in batch:
             if not future.done():
                 future.set_exception(exc)
 
@@ -202,3 +226,7 @@ class Batcher:
         self._fail(list(self._waiting), RedisUnavailable("gateway shut down"))
         self._waiting.clear()
         self._connection.drop()
+
+
+def _failed(future: asyncio.Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is not None

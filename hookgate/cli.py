@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 import redis
+import uvloop
 from redis.exceptions import RedisError
 
 from hookgate import dlq as dlq_module
@@ -71,10 +72,17 @@ def main() -> None:
 )
 def serve(config_path: str, host: str, port: int, workers: int) -> None:
     """Run the ingest gateway."""
+    from hookgate import tracing
     from hookgate.gateway.server import serve as run_server
 
     configure_logging()
     _load(config_path)
+    # Each worker builds its own tracer provider; checking the variables here
+    # stops a bad setting before any worker starts.
+    try:
+        tracing.exporter_names()
+    except tracing.TracingConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     run_server(config_path, host=host, port=port, workers=workers)
 
 
@@ -141,11 +149,13 @@ def consume(
             )
         except OSError as exc:
             raise click.ClickException(
-                f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}"
+                f"failed to bind the metrics port {metrics_host}:{metrics_port}"
+                f" ({exc}); choose another --metrics-port"
             ) from None
     name = consumer_name or f"{os.uname().nodename}-{os.getpid()}"
     try:
-        asyncio.run(
+        # uvloop, as the gateway runs on, for the same socket-heavy work.
+        uvloop.run(
             run_consumer(
                 config,
                 redis_url(),
@@ -190,6 +200,7 @@ def sync_worker(
 
     configure_logging()
     config = _load(config_path)
+    init_sentry(config, "sync-worker")
     name = consumer_name or f"{os.uname().nodename}-{os.getpid()}"
     settings = CoalescerSettings(
         window_ms=window_ms,

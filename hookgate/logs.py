@@ -3,7 +3,11 @@
 Output is JSON whenever stderr is not a terminal or ``HOOKGATE_LOG_FORMAT=json``;
 ``HOOKGATE_LOG_FORMAT=console`` forces the readable renderer. Standard-library log
 records (Granian's, FastStream's) go through the same processors, so one process
-writes one format. Log calls never receive secrets, signatures, tokens or bodies.
+writes one format. Every line gets ``trace_id`` and ``span_id`` while an
+OpenTelemetry span is active, and whatever the code bound with
+``structlog.contextvars`` (the consumer binds ``tenant``, ``source_id``,
+``provider`` and ``event_id``). Log calls never receive secrets, signatures, tokens
+or bodies.
 """
 
 from __future__ import annotations
@@ -12,11 +16,46 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, MutableMapping
+from typing import Any
 
 import structlog
 
 _configured = False
+
+# FastStream's app and broker log through this logger. It has no handler of its own,
+# so its records reach the root handler and come out in the process's format;
+# FastStream's default loggers write coloured plain text to stdout and stderr.
+FASTSTREAM_LOGGER = logging.getLogger("hookgate.faststream")
+
+
+def current_trace_ids() -> tuple[str, str] | None:
+    """Return the active OpenTelemetry span's trace and span id as hex, if any.
+
+    Returns ``None`` when OpenTelemetry is not installed or no span is recording,
+    which is the case whenever tracing is off.
+    """
+    # Looked up, not imported, so a process that never loaded OpenTelemetry does
+    # not load it for logging. With tracing off, the current span is the invalid
+    # span, and the check costs one context-variable read.
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return None
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+
+
+def add_trace_ids(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Add ``trace_id`` and ``span_id`` of the active OpenTelemetry span."""
+    ids = current_trace_ids()
+    if ids is not None:
+        event_dict.setdefault("trace_id", ids[0])
+        event_dict.setdefault("span_id", ids[1])
+    return event_dict
 
 
 def _use_json() -> bool:
@@ -36,6 +75,7 @@ def configure_logging(level: str | None = None) -> None:
     level_name = (level or os.environ.get("HOOKGATE_LOG_LEVEL", "info")).upper()
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -45,7 +85,12 @@ def configure_logging(level: str | None = None) -> None:
         renderer = structlog.processors.JSONRenderer()
         shared.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        # With rich or better-exceptions installed, structlog's default traceback
+        # shows local variables, which hold bodies and secrets; the plain one
+        # does not.
+        renderer = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.plain_traceback
+        )
 
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -66,6 +111,13 @@ def configure_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_name)
+
+    # FastStream (0.7.8) gives its module logger a coloured stderr handler at
+    # import and stops it from propagating. Code that does not pass
+    # FASTSTREAM_LOGGER still logs through it, so it joins the root handler too.
+    faststream = logging.getLogger("faststream")
+    faststream.handlers.clear()
+    faststream.propagate = True
 
 
 def logging_dictconfig() -> dict[str, object]:

@@ -457,6 +457,23 @@ class TestNotAcknowledged:
         assert len(failures) == 1
         assert "WRONGTYPE" in failures[0]["reason"]
 
+    async def test_publish_failures_rate_limited(
+        self, redis: Redis, tenant: str
+    ) -> None:
+        """Publish failures within one second log one line and hold back the rest."""
+        await redis.set(events_stream(tenant), b"not a stream")
+
+        with capture_logs() as logs:
+            async with running_consumer(tenant):
+                for number in range(3):
+                    fields = standard_fields(tenant, event_id=f"evt_{number}".encode())
+                    await redis.xadd(ingest_stream(tenant), fields)
+                await wait_processed(redis, ingest_stream(tenant), pending=3)
+
+        failures = [e for e in logs if e["event"] == "entry.publish_failed"]
+        assert len(failures) == 1
+        assert failures[0]["suppressed"] == 0
+
     async def test_dead_letter_failure(self, redis: Redis, tenant: str) -> None:
         """When the dead-letter write fails the corrupt entry stays pending."""
         await redis.set(dead_letter_stream(tenant), b"not a stream")

@@ -1,0 +1,317 @@
+"""Tracing from an ingest request through the flush into the consumer, in-process.
+
+The gateway's RSGI app is driven with a fake scope and protocol against the
+session's Redis, and the consumer app runs in the same event loop, so every span
+lands in one in-memory exporter.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import msgspec
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+from opentelemetry.trace import NoOpTracer, SpanKind
+from redis.asyncio import Redis
+
+from hookgate import tracing
+from hookgate.consumers import create_app
+from hookgate.gateway.app import Gateway
+from hookgate.gateway.batcher import Batcher
+from hookgate.keys import INGEST_GROUP, ingest_stream
+from hookgate.tests.gateway.helpers import standard_headers
+
+from .entries import standard_webhook_body
+from .streams import (
+    config_for,
+    read_dead_letters,
+    read_events,
+    redis_url,
+    running_consumer,
+    wait_processed,
+)
+
+# The W3C Trace Context specification's example traceparent.
+INCOMING_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+INCOMING_TRACEPARENT = f"00-{INCOMING_TRACE_ID}-00f067aa0ba902b7-01"
+# config_for gives each source the secret key b"key".
+SECRET = "whsec_" + base64.b64encode(b"key").decode()
+
+
+class FakeHeaders(dict[str, str]):
+    def get_all(self, key: str) -> list[str]:
+        value = self.get(key)
+        return [] if value is None else [value]
+
+
+class FakeScope:
+    proto = "http"
+    method = "POST"
+    query_string = ""
+
+    def __init__(self, path: str, headers: dict[str, str]) -> None:
+        self.path = path
+        self.headers = FakeHeaders(headers)
+
+
+class FakeProtocol:
+    """Hands over one body and records the response, as Granian's protocol does."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.status = 0
+        self.response = b""
+
+    async def __call__(self) -> bytes:
+        return self.body
+
+    def response_bytes(self, status: int, headers: Any, body: bytes) -> None:
+        self.status = status
+        self.response = body
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable(provider)
+    yield exporter
+    tracing.disable()
+
+
+@pytest.fixture
+async def gateway(tenant: str) -> AsyncIterator[Gateway]:
+    app = Gateway(config_for(tenant), redis_url())
+    app.batcher = Batcher(
+        app.connection, max_pending=64, max_batch=16, flush_timeout=2.0
+    )
+    app.batcher.start()
+    yield app
+    await app.batcher.close(2.0)
+
+
+async def post_webhook(gateway: Gateway, tenant: str) -> FakeProtocol:
+    body = standard_webhook_body()
+    headers = standard_headers(body, msg_id=f"msg_{uuid.uuid4().hex}", secret=SECRET)
+    headers["traceparent"] = INCOMING_TRACEPARENT
+    headers["content-length"] = str(len(body))
+    protocol = FakeProtocol(body)
+    await gateway.__rsgi__(FakeScope(f"/hooks/{tenant}-src", headers), protocol)
+    return protocol
+
+
+async def entry_headers(redis: Redis, tenant: str) -> dict[str, str]:
+    ((_, fields),) = await redis.xrange(ingest_stream(tenant))
+    headers: dict[str, str] = msgspec.json.decode(fields[b"headers"])
+    return headers
+
+
+def spans_of_kind(exporter: InMemorySpanExporter, kind: SpanKind) -> list[ReadableSpan]:
+    return [span for span in exporter.get_finished_spans() if span.kind == kind]
+
+
+class TestTraced:
+    async def test_request_span_continues_incoming(
+        self, exporter: InMemorySpanExporter, gateway: Gateway, tenant: str
+    ) -> None:
+        """The server span is a child of the request's traceparent."""
+        protocol = await post_webhook(gateway, tenant)
+
+        assert protocol.status == 202
+        (server,) = spans_of_kind(exporter, SpanKind.SERVER)
+        assert format(server.context.trace_id, "032x") == INCOMING_TRACE_ID
+        assert server.parent is not None
+        assert server.parent.span_id == 0x00F067AA0BA902B7
+        assert server.name == "POST /hooks/{source_id}"
+        assert server.attributes is not None
+        assert server.attributes["http.route"] == "/hooks/{source_id}"
+        assert server.attributes["http.request.method"] == "POST"
+        assert server.attributes["http.response.status_code"] == 202
+        assert server.attributes["http.request.body.size"] == len(
+            standard_webhook_body()
+        )
+        assert server.attributes["hookgate.tenant"] == tenant
+        assert server.attributes["hookgate.source_id"] == f"{tenant}-src"
+        assert server.attributes["hookgate.provider"] == "standard-webhooks"
+
+    async def test_entry_carries_server_span(
+        self,
+        exporter: InMemorySpanExporter,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """The entry's traceparent names the server span, not the provider's."""
+        await post_webhook(gateway, tenant)
+
+        (server,) = spans_of_kind(exporter, SpanKind.SERVER)
+        headers = await entry_headers(redis, tenant)
+        span_id = format(server.context.span_id, "016x")
+        assert headers["traceparent"] == f"00-{INCOMING_TRACE_ID}-{span_id}-01"
+
+    async def test_flush_span_links_request(
+        self, exporter: InMemorySpanExporter, gateway: Gateway, tenant: str
+    ) -> None:
+        """The flush is its own trace, linked to the request span it carried."""
+        await post_webhook(gateway, tenant)
+
+        (server,) = spans_of_kind(exporter, SpanKind.SERVER)
+        (flush,) = spans_of_kind(exporter, SpanKind.CLIENT)
+        assert flush.parent is None
+        assert [link.context.span_id for link in flush.links] == [
+            server.context.span_id
+        ]
+        assert flush.attributes is not None
+        assert flush.attributes["hookgate.batch_size"] == 1
+
+    async def test_consumer_span_continues_entry(
+        self,
+        exporter: InMemorySpanExporter,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """The consumer's span is a child of the gateway's server span."""
+        await post_webhook(gateway, tenant)
+        async with running_consumer(tenant):
+            await wait_processed(redis, ingest_stream(tenant))
+
+        (server,) = spans_of_kind(exporter, SpanKind.SERVER)
+        (consumer,) = spans_of_kind(exporter, SpanKind.CONSUMER)
+        ((entry_id, _),) = await redis.xrange(ingest_stream(tenant))
+        assert consumer.context.trace_id == server.context.trace_id
+        assert consumer.parent is not None
+        assert consumer.parent.span_id == server.context.span_id
+        assert consumer.attributes is not None
+        assert consumer.attributes["messaging.system"] == "redis"
+        assert consumer.attributes["messaging.destination.name"] == ingest_stream(
+            tenant
+        )
+        assert consumer.attributes["messaging.operation.type"] == "process"
+        assert consumer.attributes["messaging.message.id"] == entry_id.decode()
+        assert len(await read_events(redis, tenant)) == 1
+
+    async def test_reclaimed_poison_keeps_trace(
+        self,
+        exporter: InMemorySpanExporter,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """A reclaimed poison entry is dead-lettered with the request's trace id."""
+        await post_webhook(gateway, tenant)
+        stream = ingest_stream(tenant)
+        await redis.xgroup_create(stream, INGEST_GROUP, id="0")
+        # A consumer that reads the entry and dies leaves it pending.
+        await redis.xreadgroup(INGEST_GROUP, "crashed", {stream: ">"})
+
+        app = create_app(
+            config_for(tenant),
+            redis_url(),
+            "reclaimer",
+            visibility_timeout_ms=1,
+            max_deliveries=1,
+            reclaim_interval_s=0.05,
+        )
+        async with app:
+            await wait_processed(redis, stream)
+
+        (server,) = spans_of_kind(exporter, SpanKind.SERVER)
+        (consumer,) = spans_of_kind(exporter, SpanKind.CONSUMER)
+        (dead,) = await read_dead_letters(redis, tenant)
+        assert dead[b"error_type"] == b"PoisonEntryError"
+        assert dead[b"trace_id"] == format(server.context.trace_id, "032x").encode()
+        assert consumer.context.trace_id == server.context.trace_id
+        assert not consumer.status.is_ok
+
+
+class CountingTracer(NoOpTracer):
+    def __init__(self) -> None:
+        self.started = 0
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Any:
+        self.started += 1
+        return super().start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        self.started += 1
+        return super().start_as_current_span(*args, **kwargs)
+
+
+class TestUntraced:
+    async def test_no_spans_started(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """With tracing off, neither the gateway nor the consumer starts a span."""
+        tracer = CountingTracer()
+        monkeypatch.setattr(tracing, "_tracer", tracer)
+        assert not tracing.ENABLED
+
+        protocol = await post_webhook(gateway, tenant)
+        async with running_consumer(tenant):
+            await wait_processed(redis, ingest_stream(tenant))
+
+        assert protocol.status == 202
+        assert tracer.started == 0
+        assert len(await read_events(redis, tenant)) == 1
+
+    async def test_incoming_traceparent_kept(
+        self, gateway: Gateway, redis: Redis, tenant: str
+    ) -> None:
+        """With tracing off, the entry keeps the provider's traceparent as sent."""
+        await post_webhook(gateway, tenant)
+
+        headers = await entry_headers(redis, tenant)
+        assert headers["traceparent"] == INCOMING_TRACEPARENT
+
+
+class TestConfigure:
+    def test_off_by_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+
+        assert tracing.configure("hookgate-test") is False
+        assert not tracing.ENABLED
+
+    def test_none_stays_off(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+
+        assert tracing.configure("hookgate-test") is False
+        assert not tracing.ENABLED
+
+    def test_console_turns_on(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+        try:
+            assert tracing.configure("hookgate-test") is True
+            assert tracing.ENABLED
+        finally:
+            tracing.disable()
+
+    def test_unknown_exporter_rejected(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
+
+        with pytest.raises(tracing.TracingConfigError, match="'zipkin'"):
+            tracing.configure("hookgate-test")
+        assert not tracing.ENABLED
+
+    def test_unknown_otlp_protocol_rejected(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+
+        with pytest.raises(tracing.TracingConfigError, match="'http/json'"):
+            tracing.configure("hookgate-test")
+        assert not tracing.ENABLED
