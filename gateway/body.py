@@ -21,7 +21,14 @@ _WBITS = {
 
 
 def too_large(limit: int) -> Rejection:
-    return Rejection(413, "body_too_large", f"body exceeds {limit} bytes")
+    # The rest of an oversized body may still be unread on the connection, so the
+    # client is told not to send its next request there.
+    return Rejection(
+        413,
+        "body_too_large",
+        f"body exceeds {limit} bytes",
+        (("connection", "close"),),
+    )
 
 
 def decode_content(body: bytes, coding: str | None, limit: int) -> bytes:

@@ -212,3 +212,16 @@ def test_chunked_body_accepted(http: httpx.Client, redis_client: redis.Redis) ->
     assert response.status_code == 202
     (entry,) = redis_client.xrange("hg:{acme}:ingest")
     assert entry[1][b"body"] == BODY
+
+
+def test_request_after_413_answered(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    big = b'{"data":"' + b"x" * MAX_BODY + b'"}'
+    rejected = http.post(URL, content=big, headers=standard_headers(big))
+
+    accepted = http.post(URL, content=BODY, headers=standard_headers(BODY))
+
+    assert rejected.status_code == 413
+    assert rejected.headers["connection"] == "close"
+    assert accepted.status_code == 202
