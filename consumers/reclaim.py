@@ -35,7 +35,9 @@ class PoisonEntryError(EntryError):
     """Raised for an entry delivered too often without being acknowledged."""
 
 
-EntryHandler = Callable[[IngestEntry | EntryError, RedisStreamMessage], Awaitable[None]]
+EntryHandler = Callable[
+    [tuple[IngestEntry | EntryError, RedisStreamMessage]], Awaitable[None]
+]
 DeadLetter = Callable[[str, RedisStreamMessage, EntryError], Awaitable[None]]
 
 
@@ -87,7 +89,7 @@ async def reclaim_once(
                 )
                 await dead_letter(tenant, message, poison)
                 continue
-            await handle(decode(message), message)
+            await handle((decode(message), message))
         if next_id in (b"0-0", "0-0"):
             return claimed
         start = next_id

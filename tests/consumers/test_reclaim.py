@@ -142,3 +142,17 @@ async def test_killed_consumer_loses_nothing(
     events = await read_events(redis, tenant)
     assert len(events) == count
     assert len({event.event_id for event in events}) == count
+
+
+async def test_failed_publish_retried_later(redis: Redis, tenant: str) -> None:
+    # A string key where the events stream belongs makes the publish fail.
+    await redis.set(f"hg:{{{tenant}}}:events", b"not a stream")
+
+    async with consumer(tenant):
+        await redis.xadd(ingest_stream(tenant), standard_entry(tenant))  # type: ignore[arg-type]
+        await wait_processed(redis, ingest_stream(tenant), pending=1)
+        await redis.delete(f"hg:{{{tenant}}}:events")
+        await asyncio.sleep(0.3)
+        await wait_processed(redis, ingest_stream(tenant))
+
+    assert len(await read_events(redis, tenant)) == 1
