@@ -30,8 +30,10 @@ from faststream import AckPolicy, FastStream
 from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import (
+    BatchStreamMessage,
     ConsumerProtocol,
     DefaultStreamMessage,
+    RedisBatchStreamMessage,
     RedisStreamMessage,
 )
 from redis.exceptions import NoScriptError, RedisError, ResponseError
@@ -100,15 +102,6 @@ def _decode_ingest_entry(message: StreamMessage[Any]) -> IngestEntry | EntryErro
         return decode_entry(fields)
     except EntryError as exc:
         return exc
-
-
-async def _decode_with_message(message: StreamMessage[Any]) -> DecodedPair:
-    # The broker runs without FastStream's dependency injection (apply_types off),
-    # which a profile showed at about a third of the per-entry cost, so the handler
-    # gets its message through the decoded value. The decoder is async because
-    # FastStream 0.7.8 runs a synchronous one in a worker thread for every entry.
-    assert isinstance(message, RedisStreamMessage)
-    return _decode_ingest_entry(message), message
 
 
 def _entry_parser(
@@ -246,6 +239,129 @@ def _entry_context(tenant: str, decoded: IngestEntry | EntryError) -> dict[str, 
     }
 
 
+def _batch_parser(
+    broker: RedisBroker,
+) -> Callable[[BatchStreamMessage], Awaitable[RedisBatchStreamMessage]]:
+    # Same reason as _entry_parser: the fields stay bytes. The batch is split into
+    # one message per entry by the decoder, which may await.
+    async def parse_batch(raw: BatchStreamMessage) -> RedisBatchStreamMessage:
+        redis = await broker.connect()
+        first = raw["message_ids"][0].decode()
+        return RedisBatchStreamMessage(
+            raw_message=raw,
+            body=b"",
+            consumer=cast(ConsumerProtocol, redis),
+            group=INGEST_GROUP,
+            message_id=first,
+            correlation_id=first,
+        )
+
+    return parse_batch
+
+
+def _batch_decoder(
+    parse_entry: Callable[[DefaultStreamMessage], Awaitable[RedisStreamMessage]],
+) -> Callable[[StreamMessage[Any]], Awaitable[list[DecodedPair]]]:
+    async def decode_batch(message: StreamMessage[Any]) -> list[DecodedPair]:
+        raw = message.raw_message
+        pairs: list[DecodedPair] = []
+        for entry_id, fields in zip(raw["message_ids"], raw["data"], strict=True):
+            entry_message = await parse_entry(
+                {
+                    "type": "stream",
+                    "channel": raw["channel"],
+                    "message_ids": [entry_id],
+                    "data": fields,
+                }
+            )
+            pairs.append((_decode_ingest_entry(entry_message), entry_message))
+        return pairs
+
+    return decode_batch
+
+
+def _batch_handler(
+    broker: RedisBroker, tenant: str
+) -> Callable[[list[DecodedPair]], Awaitable[None]]:
+    """Return the handler of one XREADGROUP reply of ``tenant``'s ingest stream.
+
+    Each entry is converted on its own, as :func:`_entry_handler` does, but the
+    publishes of the whole reply go to Redis in one pipeline: a profile showed the
+    round trip per entry as the consumer's largest cost after FastStream's own.
+    """
+
+    async def handle_batch(pairs: list[DecodedPair]) -> None:
+        ready: list[tuple[RedisStreamMessage, DownstreamEvent]] = []
+        for decoded, message in pairs:
+            metrics.processed[tenant] += 1
+            with (
+                structlog.contextvars.bound_contextvars(
+                    **_entry_context(tenant, decoded)
+                ),
+                entry_span(message),
+                reported_errors(),
+            ):
+                if isinstance(decoded, EntryError):
+                    await _dead_letter(broker, tenant, message, decoded, entry=None)
+                    continue
+                try:
+                    event = convert_entry(decoded, tenant)
+                except ConversionError as exc:
+                    await _dead_letter(broker, tenant, message, exc, entry=decoded)
+                    continue
+            ready.append((message, event))
+        if ready:
+            await _publish_many(broker, tenant, ready)
+
+    return handle_batch
+
+
+async def _publish_many(
+    broker: RedisBroker,
+    tenant: str,
+    ready: Sequence[tuple[RedisStreamMessage, DownstreamEvent]],
+) -> None:
+    redis = await broker.connect()
+    async with redis.pipeline(transaction=False) as pipe:
+        for message, event in ready:
+            ((field, value),) = event_fields(event).items()
+            pipe.evalsha(
+                PUBLISH_ONCE_SHA,
+                3,
+                events_stream(tenant),
+                published_key(tenant, event.event_id),
+                ingest_stream(tenant),
+                PUBLISHED_TTL_S,
+                field,
+                value,
+                INGEST_GROUP,
+                message.raw_message["message_ids"][0],
+            )
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            # Nothing was acknowledged; a reclaim retries every entry of the batch.
+            results = [exc] * len(ready)
+
+    for (message, event), result in zip(ready, results, strict=True):
+        if not isinstance(result, Exception):
+            continue
+        if isinstance(result, NoScriptError):
+            await redis.script_load(PUBLISH_ONCE_SCRIPT)
+        # The entry stays pending; a reclaim after the visibility timeout retries it.
+        suppressed = _failures_logged.allow(("entry.publish_failed", tenant))
+        if suppressed is not None:
+            logger.error(
+                "entry.publish_failed",
+                tenant=tenant,
+                entry_id=message.raw_message["message_ids"][0].decode(),
+                source_id=event.source,
+                event_id=event.event_id,
+                reason=str(result),
+                suppressed=suppressed,
+            )
+
+
 def _entry_handler(broker: RedisBroker, tenant: str) -> EntryHandler:
     async def handle_entry(pair: DecodedPair) -> None:
         decoded, message = pair
@@ -327,7 +443,11 @@ def create_app(
         apply_types=False,
     )
     parser = _entry_parser(broker)
+    batch_parser = _batch_parser(broker)
+    decode_batch = _batch_decoder(parser)
 
+    # Reclaimed entries go through the per-entry handler; new ones arrive in
+    # batches of one XREADGROUP reply.
     handlers: dict[str, EntryHandler] = {}
     for tenant in tenants:
         handlers[tenant] = _entry_handler(broker, tenant)
@@ -335,15 +455,16 @@ def create_app(
             ingest_stream(tenant),
             group=INGEST_GROUP,
             consumer=consumer_name,
+            batch=True,
             max_records=READ_COUNT,
         )
         subscriber = broker.subscriber(
             stream=stream,
-            parser=parser,
-            decoder=_decode_with_message,
+            parser=batch_parser,
+            decoder=decode_batch,
             ack_policy=AckPolicy.MANUAL,
         )
-        subscriber(handlers[tenant])
+        subscriber(_batch_handler(broker, tenant))
 
     async def dead_letter_poison(
         tenant: str, message: RedisStreamMessage, error: EntryError
