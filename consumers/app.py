@@ -59,8 +59,8 @@ logger = structlog.get_logger()
 _failures_logged = RateLimiter(per_second=1.0)
 
 # Publishes one event unless its event id was published before, then acknowledges
-# the ingest entry, in one atomic step and one round trip: an entry delivered twice
-# (a reclaim after a crash) has one effect, and an entry is never acknowledged
+# the ingest entry, in one atomic step and one round trip. So an entry delivered
+# twice (a reclaim after a crash) has one effect, and no entry is acknowledged
 # without its event. KEYS: events stream, published key, ingest stream. ARGV: TTL
 # in seconds, field, value, group, entry id. Returns 1 if it published, else 0.
 # Redis does not roll a script back when a command fails, so the marker is set
@@ -495,7 +495,7 @@ def create_app(
     async def stop_reclaiming() -> None:
         stop.set()
         for task in reclaimer:
-            # A claimed entry finishes its handling; the loop then sees the event.
+            # A claimed entry finishes its handling, then the loop checks the event and ends.
             await task
 
     trimmer: list[asyncio.Task[None]] = []
