@@ -188,7 +188,7 @@ def pack_ingest(
 
     Redis must have :data:`INGEST_SCRIPT` loaded; the gateway loads it on every new
     connection. ``max_length`` is the stream length at which the entry is rejected,
-    0 for no limit. See :func:`pack_xadd` for the fields.
+    0 for no limit. The fields go in :data:`FIELDS` order.
     """
     command: Any = (
         b"EVALSHA",
@@ -220,53 +220,5 @@ def pack_ingest(
         b"body",
         body,
     )
-    packed: bytes = hiredis.pack_command(command)
-    return packed
-
-
-def pack_xadd(
-    stream: bytes,
-    *,
-    event_id: str,
-    type: str,
-    tenant: str,
-    source: str,
-    provider: str,
-    received_at: str,
-    provider_event_id: str,
-    headers: bytes,
-    body: bytes,
-) -> bytes:
-    """Return the RESP bytes of the ``XADD`` that writes one entry to ``stream``.
-
-    ``headers`` is the JSON object already encoded; the fields go in :data:`FIELDS`
-    order.
-    """
-    command: Any = (
-        b"XADD",
-        stream,
-        b"*",
-        b"v",
-        ENTRY_VERSION,
-        b"event_id",
-        event_id,
-        b"type",
-        type,
-        b"tenant",
-        tenant,
-        b"source",
-        source,
-        b"provider",
-        provider,
-        b"received_at",
-        received_at,
-        b"provider_event_id",
-        provider_event_id,
-        b"headers",
-        headers,
-        b"body",
-        body,
-    )
-    # hiredis types its argument as a one-element tuple, hence the Any above.
     packed: bytes = hiredis.pack_command(command)
     return packed
