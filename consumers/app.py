@@ -495,7 +495,7 @@ def create_app(
     async def stop_reclaiming() -> None:
         stop.set()
         for task in reclaimer:
-            # A claimed entry finishes its handling, then the loop checks the event and ends.
+            # A claimed entry is handled to the end before the loop stops.
             await task
 
     trimmer: list[asyncio.Task[None]] = []
