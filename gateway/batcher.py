@@ -97,7 +97,7 @@ class Batcher:
     ) -> list[asyncio.Future[Any]]:
         """Queue all of ``commands`` or none of them; see :meth:`submit`.
 
-        All or nothing, so a request that is answered 503 has written nothing.
+        All or nothing, so a request rejected with 503 has written nothing.
         """
         if self._closing:
             raise Saturated("gateway is shutting down")

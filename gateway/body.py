@@ -22,7 +22,7 @@ _WBITS = {
 
 def too_large(limit: int) -> Rejection:
     # The rest of an oversized body may still be unread on the connection, so the
-    # client is told not to send its next request there.
+    # response asks the client not to send its next request there.
     return Rejection(
         413,
         "body_too_large",

@@ -21,7 +21,7 @@ _encode = msgspec.json.Encoder().encode
 
 
 class Rejection(Exception):
-    """A request the gateway answers with ``status`` and enqueues nothing for."""
+    """A request the gateway rejects with ``status``, enqueuing nothing for it."""
 
     def __init__(
         self,

@@ -46,7 +46,7 @@ SOURCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class ConfigError(ValueError):
-    """Raised when the configuration file is unusable; the message says why."""
+    """Raised when the configuration file is unusable; the message explains why."""
 
 
 class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -1,8 +1,10 @@
 """Layout of one ingest stream entry, shared by the gateway (writer) and consumers.
 
 An entry is a flat Redis stream record whose field values are bytes. The body field
-holds the webhook's bytes exactly as received; for a Graph collection each entry holds
-the bytes of its own item, sliced from the request without re-encoding.
+contains the webhook's bytes as received, after gzip or deflate decoding. For a Graph
+collection each entry contains the bytes of its own item, sliced without
+re-encoding from the body in UTF-8 (the body itself, unless a charset said
+otherwise).
 
 Fields, in write order:
 
