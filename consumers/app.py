@@ -188,46 +188,6 @@ async def _dead_letter(
     report_dead_letter(tenant=tenant, fields=raw["data"], error=error)
 
 
-async def _publish(
-    broker: RedisBroker,
-    tenant: str,
-    message: RedisStreamMessage,
-    event: DownstreamEvent,
-) -> None:
-    entry_id = message.raw_message["message_ids"][0]
-    log = logger.bind(
-        tenant=tenant,
-        entry_id=entry_id.decode(),
-        source_id=event.source,
-        event_id=event.event_id,
-    )
-
-    redis = await broker.connect()
-    ((field, value),) = event_fields(event).items()
-    try:
-        await redis.evalsha(
-            PUBLISH_ONCE_SHA,
-            3,
-            events_stream(tenant),
-            published_key(tenant, event.event_id),
-            ingest_stream(tenant),
-            PUBLISHED_TTL_S,
-            field,
-            value,
-            INGEST_GROUP,
-            entry_id,
-        )
-    except NoScriptError:
-        await redis.script_load(PUBLISH_ONCE_SCRIPT)
-        log.warning("entry.publish_script_loaded")
-        return
-    except RedisError as exc:
-        # The entry stays pending; a reclaim after the visibility timeout retries it.
-        suppressed = _failures_logged.allow(("entry.publish_failed", tenant))
-        if suppressed is not None:
-            log.error("entry.publish_failed", reason=str(exc), suppressed=suppressed)
-
-
 def _entry_context(tenant: str, decoded: IngestEntry | EntryError) -> dict[str, str]:
     if isinstance(decoded, EntryError):
         return {"tenant": tenant}
@@ -343,11 +303,12 @@ async def _publish_many(
             # Nothing was acknowledged; a reclaim retries every entry of the batch.
             results = [exc] * len(ready)
 
+    if any(isinstance(result, NoScriptError) for result in results):
+        # Someone flushed the script cache; the entries are retried by a reclaim.
+        await redis.script_load(PUBLISH_ONCE_SCRIPT)
     for (message, event), result in zip(ready, results, strict=True):
         if not isinstance(result, Exception):
             continue
-        if isinstance(result, NoScriptError):
-            await redis.script_load(PUBLISH_ONCE_SCRIPT)
         # The entry stays pending; a reclaim after the visibility timeout retries it.
         suppressed = _failures_logged.allow(("entry.publish_failed", tenant))
         if suppressed is not None:
@@ -383,7 +344,7 @@ def _entry_handler(broker: RedisBroker, tenant: str) -> EntryHandler:
                 await _dead_letter(broker, tenant, message, exc, entry=decoded)
                 return
 
-            await _publish(broker, tenant, message, event)
+            await _publish_many(broker, tenant, [(message, event)])
 
     return handle_entry
 

@@ -10,6 +10,7 @@ anything in the body.
 from __future__ import annotations
 
 import functools
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -165,6 +166,17 @@ def check_timestamp(value: str, now: int, tolerance: int) -> Verdict:
     if abs(now - int(value)) > tolerance:
         return Verdict.STALE
     return Verdict.OK
+
+
+def matches_any(offered: bytes, secrets: tuple[bytes, ...]) -> bool:
+    """Return whether ``offered`` equals one of ``secrets``, in constant time.
+
+    Every secret is compared, so the timing does not reveal which one matched.
+    """
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(offered, secret)
+    return matched
 
 
 def kept_headers(headers: Headers, names: tuple[str, ...]) -> dict[str, str]:

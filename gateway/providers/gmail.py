@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import time
 from typing import Annotated
 from urllib.parse import parse_qs
@@ -34,6 +33,7 @@ from hookgate.gateway.providers import (
     Incoming,
     decode_json,
     kept_headers,
+    matches_any,
     single_header,
 )
 
@@ -70,11 +70,7 @@ def _check_token(query_string: str, secrets: tuple[bytes, ...]) -> None:
         raise unauthorized("missing_token", "the push URL carries no token parameter")
     if len(tokens) > 1:
         raise bad_request("invalid_token", "token given more than once")
-    offered = tokens[0].encode()
-    matched = False
-    for secret in secrets:
-        matched |= hmac.compare_digest(offered, secret)
-    if not matched:
+    if not matches_any(tokens[0].encode(), secrets):
         raise unauthorized("invalid_token", "token does not match")
 
 

@@ -17,7 +17,6 @@ consumer that holds the certificate.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import time
 from urllib.parse import parse_qs
 
@@ -40,6 +39,7 @@ from hookgate.gateway.providers import (
     Incoming,
     decode_json,
     kept_headers,
+    matches_any,
 )
 from hookgate.gateway.stats import counters
 
@@ -98,12 +98,7 @@ def _handshake(query_string: str) -> DirectReply | None:
 def _matches(client_state: str | None, secrets: tuple[bytes, ...]) -> bool:
     if client_state is None:
         return False
-    offered = client_state.encode()
-    matched = False
-    # Every secret is compared, so timing does not tell which one matched.
-    for secret in secrets:
-        matched |= hmac.compare_digest(offered, secret)
-    return matched
+    return matches_any(client_state.encode(), secrets)
 
 
 CHANGE_TYPES = frozenset({"created", "updated", "deleted"})
