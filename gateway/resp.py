@@ -67,8 +67,8 @@ class RespProtocol(asyncio.Protocol):
                 pending.popleft()
                 if not head.future.done():
                     head.future.set_result(head.replies)
-        # Replies nobody waits for mean the stream is out of step; it cannot be
-        # trusted for the next batch, so the connection is dropped.
+        # A reply without a waiting request means the stream is out of step. It
+        # cannot be trusted for the next batch, so the connection is dropped.
         if self._reader.gets() is not False:
             self._fail(RedisUnavailable("unexpected reply from Redis"))
 

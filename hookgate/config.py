@@ -68,7 +68,8 @@ class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Allowed distance between a signed timestamp and this host's clock."""
     dedup_window_s: int = 72 * 3600
     """How long a provider event id is remembered per source, in seconds; a repeat
-    within the window is answered with the original event id and not enqueued."""
+    within the window gets the original event id in its response and is not
+    enqueued."""
     max_stream_length: Annotated[int, msgspec.Meta(ge=0)] = 1_000_000
     """Entries a tenant's ingest stream may hold before its requests get 429, or 0
     for no limit. Processed entries that retention still keeps count too."""
@@ -155,7 +156,7 @@ class HmacSettings(
     """One of :data:`HMAC_ALGORITHMS`. Use ``sha1`` only for a provider that still
     requires it."""
     encoding: str = "hex"
-    """How the digest is written: ``hex`` (either case) or ``base64``."""
+    """Encoding of the digest: ``hex`` (either case) or ``base64``."""
     prefix: str = ""
     """Text before each signature, such as ``sha256=``; a candidate without it is
     ignored."""
@@ -176,7 +177,7 @@ class SecretSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One item of a source's ``secrets`` list."""
 
     env: str
-    """The environment variable that holds the secret."""
+    """Name of the environment variable that contains the secret."""
     not_after: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
     """The last instant the secret verifies; an RFC 3339 time with an offset."""
 

@@ -3,8 +3,8 @@
 An entry is a flat Redis stream record whose field values are bytes. The body field
 contains the webhook's bytes as received, after gzip or deflate decoding. For a Graph
 collection each entry contains the bytes of its own item, sliced without
-re-encoding from the body in UTF-8 (the body itself, unless a charset said
-otherwise).
+re-encoding from the body in UTF-8, which is the body itself unless the
+Content-Type names another charset.
 
 Fields, in write order:
 

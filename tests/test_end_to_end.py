@@ -62,7 +62,7 @@ def wait_for_events(
 
 
 def decode_event(fields: dict[bytes, bytes]) -> DownstreamEvent:
-    # A reader without FastStream decodes the one field that holds the event JSON.
+    # A reader without FastStream decodes the one field that contains the event JSON.
     raw = fields[EVENT_FIELD.encode()]
     return msgspec.json.decode(raw, type=DownstreamEvent)  # type: ignore[arg-type]
 

@@ -94,7 +94,7 @@ class EventDraft(msgspec.Struct, kw_only=True):
 
 
 class DirectReply(msgspec.Struct, kw_only=True):
-    """An answer sent as is, with nothing enqueued."""
+    """A response sent as is, with nothing enqueued."""
 
     status: int
     content_type: str

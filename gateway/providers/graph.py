@@ -180,7 +180,7 @@ async def accept(
     *,
     jwks: JwksCache | None = None,
 ) -> list[EventDraft] | DirectReply:
-    """Answer a handshake, or check a collection item by item; see the module."""
+    """Reply to a handshake, or check a collection item by item; see the module."""
     handshake = _handshake(incoming.query_string)
     if handshake is not None:
         return handshake
