@@ -31,7 +31,7 @@ def seen_key(tenant: str, source: str, provider_event_id: str) -> str:
     """Return the key that remembers a provider event id within the dedup window.
 
     Its value is the hookgate event id the first delivery got, so a repeated
-    delivery is answered with the same id.
+    delivery gets the same id in its response.
     """
     return f"{PREFIX}:{{{tenant}}}:seen:{source}:{provider_event_id}"
 
