@@ -23,6 +23,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import ExitStack
 from typing import Any, cast
 
 import structlog
@@ -36,13 +37,20 @@ from faststream.redis.message import (
     RedisBatchStreamMessage,
     RedisStreamMessage,
 )
+from opentelemetry.trace import Span
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from hookgate import metrics
 from hookgate.config import Config
 from hookgate.entry import EntryError, IngestEntry, decode_entry
 from hookgate.events import DownstreamEvent
-from hookgate.keys import INGEST_GROUP, events_stream, ingest_stream, published_key
+from hookgate.keys import (
+    INGEST_GROUP,
+    dead_letter_stream,
+    events_stream,
+    ingest_stream,
+    published_key,
+)
 from hookgate.logs import FASTSTREAM_LOGGER, RateLimiter
 from hookgate.sentry import report_dead_letter, reported_errors
 
@@ -51,7 +59,15 @@ from .deadletter import write_dead_letter
 from .downstream import event_fields
 from .reclaim import reclaim_forever
 from .retention import trim_forever
-from .telemetry import dead_letter_trace_id, entry_span
+from .telemetry import (
+    current_entry_span,
+    dead_letter_trace_id,
+    entry_span,
+    mark_attempt_failed,
+    record_dead_letter,
+    start_entry_span,
+    use_entry_span,
+)
 
 logger = structlog.get_logger()
 # While Redis fails, every entry in flight fails the same way, so each kind of
@@ -88,6 +104,8 @@ READ_COUNT = 100
 # without validating them a second time.
 DecodedPair = tuple[IngestEntry | EntryError, RedisStreamMessage]
 EntryHandler = Callable[[DecodedPair], Awaitable[None]]
+# An entry ready to publish, with the span of its attempt (None when tracing is off).
+ReadyEntry = tuple[RedisStreamMessage, DownstreamEvent, Span | None]
 
 
 def _decode_ingest_entry(message: StreamMessage[Any]) -> IngestEntry | EntryError:
@@ -181,6 +199,7 @@ async def _dead_letter(
         return
 
     await _ack(message, log)
+    record_dead_letter(error, dead_letter_stream(tenant))
     metrics.dead_letters[(tenant, type(error).__name__)] += 1
     log.warning(
         "entry.dead_lettered", reason=str(error), error_type=type(error).__name__
@@ -251,39 +270,43 @@ def _batch_handler(
     """
 
     async def handle_batch(pairs: list[DecodedPair]) -> None:
-        ready: list[tuple[RedisStreamMessage, DownstreamEvent]] = []
-        for decoded, message in pairs:
-            metrics.processed[tenant] += 1
-            with (
-                structlog.contextvars.bound_contextvars(
-                    **_entry_context(tenant, decoded)
-                ),
-                entry_span(message),
-                reported_errors(),
-            ):
-                if isinstance(decoded, EntryError):
-                    await _dead_letter(broker, tenant, message, decoded, entry=None)
-                    continue
-                try:
-                    event = convert_entry(decoded, tenant)
-                except ConversionError as exc:
-                    await _dead_letter(broker, tenant, message, exc, entry=decoded)
-                    continue
-            ready.append((message, event))
-        if ready:
-            await _publish_many(broker, tenant, ready)
+        ready: list[ReadyEntry] = []
+        # Each entry's span stays open until the batch's publish has settled, so a
+        # failed publish marks the span of its attempt and logs inside it.
+        with ExitStack() as open_spans:
+            for decoded, message in pairs:
+                metrics.processed[tenant] += 1
+                span = start_entry_span(message)
+                if span is not None:
+                    open_spans.callback(span.end)
+                with (
+                    structlog.contextvars.bound_contextvars(
+                        **_entry_context(tenant, decoded)
+                    ),
+                    use_entry_span(span),
+                    reported_errors(),
+                ):
+                    if isinstance(decoded, EntryError):
+                        await _dead_letter(broker, tenant, message, decoded, entry=None)
+                        continue
+                    try:
+                        event = convert_entry(decoded, tenant)
+                    except ConversionError as exc:
+                        await _dead_letter(broker, tenant, message, exc, entry=decoded)
+                        continue
+                ready.append((message, event, span))
+            if ready:
+                await _publish_many(broker, tenant, ready)
 
     return handle_batch
 
 
 async def _publish_many(
-    broker: RedisBroker,
-    tenant: str,
-    ready: Sequence[tuple[RedisStreamMessage, DownstreamEvent]],
+    broker: RedisBroker, tenant: str, ready: Sequence[ReadyEntry]
 ) -> None:
     redis = await broker.connect()
     async with redis.pipeline(transaction=False) as pipe:
-        for message, event in ready:
+        for message, event, _ in ready:
             ((field, value),) = event_fields(event).items()
             pipe.evalsha(
                 PUBLISH_ONCE_SHA,
@@ -306,21 +329,23 @@ async def _publish_many(
     if any(isinstance(result, NoScriptError) for result in results):
         # Someone flushed the script cache; the entries are retried by a reclaim.
         await redis.script_load(PUBLISH_ONCE_SCRIPT)
-    for (message, event), result in zip(ready, results, strict=True):
+    for (message, event, span), result in zip(ready, results, strict=True):
         if not isinstance(result, Exception):
             continue
         # The entry stays pending; a reclaim after the visibility timeout retries it.
+        mark_attempt_failed(span, result)
         suppressed = _failures_logged.allow(("entry.publish_failed", tenant))
         if suppressed is not None:
-            logger.error(
-                "entry.publish_failed",
-                tenant=tenant,
-                entry_id=message.raw_message["message_ids"][0].decode(),
-                source_id=event.source,
-                event_id=event.event_id,
-                reason=str(result),
-                suppressed=suppressed,
-            )
+            with use_entry_span(span):
+                logger.error(
+                    "entry.publish_failed",
+                    tenant=tenant,
+                    entry_id=message.raw_message["message_ids"][0].decode(),
+                    source_id=event.source,
+                    event_id=event.event_id,
+                    reason=str(result),
+                    suppressed=suppressed,
+                )
 
 
 def _entry_handler(broker: RedisBroker, tenant: str) -> EntryHandler:
@@ -344,7 +369,9 @@ def _entry_handler(broker: RedisBroker, tenant: str) -> EntryHandler:
                 await _dead_letter(broker, tenant, message, exc, entry=decoded)
                 return
 
-            await _publish_many(broker, tenant, [(message, event)])
+            await _publish_many(
+                broker, tenant, [(message, event, current_entry_span())]
+            )
 
     return handle_entry
 

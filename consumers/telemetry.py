@@ -54,6 +54,32 @@ def entry_trace_headers(fields: Mapping[bytes, bytes]) -> dict[str, str]:
 _NO_SPAN = nullcontext()
 
 
+def start_entry_span(message: RedisStreamMessage) -> trace.Span | None:
+    """Start the consumer span of one attempt at ``message``, not yet current.
+
+    Returns None when tracing is off. The caller ends the span, which lets a batch
+    keep each entry's span open until the batch's publish has settled.
+    """
+    if not tracing.ENABLED:
+        return None
+    raw = message.raw_message
+    fields: Mapping[bytes, bytes] = raw["data"]
+    return tracing.start_process_span(
+        raw["channel"], raw["message_ids"][0].decode(), entry_trace_headers(fields)
+    )
+
+
+def use_entry_span(span: trace.Span | None) -> AbstractContextManager[Any]:
+    """Make ``span`` current inside the block without ending it.
+
+    Log lines written in the block carry the span's trace and span ids. With None,
+    the block runs without a span.
+    """
+    if span is None:
+        return _NO_SPAN
+    return trace.use_span(span, end_on_exit=False)
+
+
 def entry_span(message: RedisStreamMessage) -> AbstractContextManager[None]:
     """Return the consumer span of ``message``, or a no-op when tracing is off."""
     if not tracing.ENABLED:
@@ -71,6 +97,19 @@ def _entry_span(message: RedisStreamMessage) -> Iterator[None]:
         yield
 
 
+def current_entry_span() -> trace.Span | None:
+    """Return the current consumer span, or None when tracing is off."""
+    if not tracing.ENABLED:
+        return None
+    return trace.get_current_span()
+
+
+def mark_attempt_failed(span: trace.Span | None, error: BaseException) -> None:
+    """Mark the span of an attempt whose entry stays pending for a retry."""
+    if span is not None:
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+
+
 def dead_letter_trace_id(fields: Mapping[bytes, bytes], error: Exception) -> str:
     """Return the trace id for a dead-letter entry, and mark the span failed.
 
@@ -85,6 +124,23 @@ def dead_letter_trace_id(fields: Mapping[bytes, bytes], error: Exception) -> str
         if trace_id:
             return trace_id
     return tracing.trace_id_of(entry_trace_headers(fields))
+
+
+def record_dead_letter(error: Exception, dead_letter_stream: str) -> None:
+    """Add an ``entry.dead_lettered`` event to the current consumer span.
+
+    Call it after the dead-letter entry was written, so the event means that the
+    entry left the ingest stream for good. Does nothing when tracing is off.
+    """
+    if not tracing.ENABLED:
+        return
+    trace.get_current_span().add_event(
+        "entry.dead_lettered",
+        {
+            "error.type": type(error).__name__,
+            "hookgate.dead_letter_stream": dead_letter_stream,
+        },
+    )
 
 
 def _field(info: Mapping[Any, Any], name: str) -> Any:

@@ -230,12 +230,14 @@ def flush_span(links: list[SpanContext]) -> Iterator[trace.Span]:
         yield span
 
 
-@contextmanager
-def process_span(
+def start_process_span(
     stream: str, entry_id: str, headers: Mapping[str, str]
-) -> Iterator[trace.Span]:
-    """Open the consumer span of one entry, continuing the entry's trace."""
-    with _tracer.start_as_current_span(
+) -> trace.Span:
+    """Start the consumer span of one entry without making it current.
+
+    The span continues the entry's trace; the caller ends it.
+    """
+    return _tracer.start_span(
         f"process {stream}",
         context=extract(headers),
         kind=SpanKind.CONSUMER,
@@ -246,5 +248,14 @@ def process_span(
             "messaging.operation.name": "process",
             "messaging.message.id": entry_id,
         },
-    ) as span:
+    )
+
+
+@contextmanager
+def process_span(
+    stream: str, entry_id: str, headers: Mapping[str, str]
+) -> Iterator[trace.Span]:
+    """Open the consumer span of one entry, continuing the entry's trace."""
+    span = start_process_span(stream, entry_id, headers)
+    with trace.use_span(span, end_on_exit=True):
         yield span
