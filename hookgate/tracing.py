@@ -32,7 +32,14 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 from opentelemetry.trace.propagation.tracecontext import (
     TraceContextTextMapPropagator,
 )
@@ -215,16 +222,22 @@ def record_response(span: trace.Span, status: int, body_size: int) -> None:
 
 @contextmanager
 def flush_span(links: list[SpanContext]) -> Iterator[trace.Span]:
-    """Open the span of one batcher flush, linked to the requests it carries.
+    """Open the span of one batcher flush, linked to the sampled requests it carries.
 
-    The flush has no parent: it serves many requests, so each request span is a
-    link rather than a parent.
+    A flush serves many requests. It is a child of the first sampled one, so the
+    trace of a webhook that arrived alone contains the flush that wrote its entry,
+    and it links every sampled request. A flush that carries no sampled request
+    creates no span and yields a non-recording one.
     """
+    sampled = [link for link in links if link.is_valid and link.trace_flags.sampled]
+    if not sampled:
+        yield trace.INVALID_SPAN
+        return
     with _tracer.start_as_current_span(
         "redis flush",
-        context=otel_context.Context(),
+        context=trace.set_span_in_context(NonRecordingSpan(sampled[0])),
         kind=SpanKind.CLIENT,
-        links=[Link(link) for link in links if link.is_valid],
+        links=[Link(link) for link in sampled],
         attributes={"db.system": "redis", "hookgate.batch_size": len(links)},
     ) as span:
         yield span

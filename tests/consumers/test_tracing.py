@@ -8,25 +8,36 @@ lands in one in-memory exporter.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import msgspec
 import pytest
+import structlog
+from click.testing import CliRunner
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
-from opentelemetry.trace import NoOpTracer, SpanKind
+from opentelemetry.trace import NoOpTracer, SpanKind, StatusCode
 from redis.asyncio import Redis
 
+import hookgate.consumers.app as consumer_app
 from hookgate import tracing
+from hookgate.cli import main
 from hookgate.consumers import create_app
 from hookgate.gateway.app import Gateway
 from hookgate.gateway.batcher import Batcher
-from hookgate.keys import INGEST_GROUP, ingest_stream
+from hookgate.keys import (
+    INGEST_GROUP,
+    dead_letter_stream,
+    events_stream,
+    ingest_stream,
+)
+from hookgate.logs import RateLimiter, add_trace_ids
 from hookgate.tests.gateway.helpers import standard_headers
 
 from .entries import standard_webhook_body
@@ -99,10 +110,13 @@ async def gateway(tenant: str) -> AsyncIterator[Gateway]:
     await app.batcher.close(2.0)
 
 
-async def post_webhook(gateway: Gateway, tenant: str) -> FakeProtocol:
+async def post_webhook(
+    gateway: Gateway, tenant: str, traceparent: str | None = INCOMING_TRACEPARENT
+) -> FakeProtocol:
     body = standard_webhook_body()
     headers = standard_headers(body, msg_id=f"msg_{uuid.uuid4().hex}", secret=SECRET)
-    headers["traceparent"] = INCOMING_TRACEPARENT
+    if traceparent is not None:
+        headers["traceparent"] = traceparent
     headers["content-length"] = str(len(body))
     protocol = FakeProtocol(body)
     await gateway.__rsgi__(FakeScope(f"/hooks/{tenant}-src", headers), protocol)
@@ -117,6 +131,39 @@ async def entry_headers(redis: Redis, tenant: str) -> dict[str, str]:
 
 def spans_of_kind(exporter: InMemorySpanExporter, kind: SpanKind) -> list[ReadableSpan]:
     return [span for span in exporter.get_finished_spans() if span.kind == kind]
+
+
+@pytest.fixture
+def json_logs() -> Iterator[list[dict[str, Any]]]:
+    """Capture structlog lines rendered as JSON, then decoded, while the test runs.
+
+    The processors are those of a hookgate process's JSON output that set the
+    fields checked here, ``trace_id`` and ``span_id`` included. As in
+    :func:`structlog.testing.capture_logs`, the configured list is changed in
+    place, because loggers that are already bound keep a reference to it.
+    """
+    lines: list[dict[str, Any]] = []
+
+    def collect(logger: Any, method_name: str, rendered: Any) -> Any:
+        lines.append(json.loads(rendered))
+        raise structlog.DropEvent
+
+    processors = structlog.get_config()["processors"]
+    saved = processors.copy()
+    processors[:] = [
+        structlog.contextvars.merge_contextvars,
+        add_trace_ids,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.JSONRenderer(),
+        collect,
+    ]
+    structlog.configure(processors=processors)
+    try:
+        yield lines
+    finally:
+        processors[:] = saved
+        structlog.configure(processors=processors)
 
 
 class TestTraced:
@@ -161,12 +208,14 @@ class TestTraced:
     async def test_flush_span_links_request(
         self, exporter: InMemorySpanExporter, gateway: Gateway, tenant: str
     ) -> None:
-        """The flush is its own trace, linked to the request span it carried."""
+        """The flush is a child of the request it carried, and links it."""
         await post_webhook(gateway, tenant)
 
         (server,) = spans_of_kind(exporter, SpanKind.SERVER)
         (flush,) = spans_of_kind(exporter, SpanKind.CLIENT)
-        assert flush.parent is None
+        assert flush.context.trace_id == server.context.trace_id
+        assert flush.parent is not None
+        assert flush.parent.span_id == server.context.span_id
         assert [link.context.span_id for link in flush.links] == [
             server.context.span_id
         ]
@@ -232,6 +281,98 @@ class TestTraced:
         assert dead[b"trace_id"] == format(server.context.trace_id, "032x").encode()
         assert consumer.context.trace_id == server.context.trace_id
         assert not consumer.status.is_ok
+
+
+class TestTraceToDeadLetter:
+    async def test_attempts_share_request_trace(
+        self,
+        exporter: InMemorySpanExporter,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+        json_logs: list[dict[str, Any]],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """One trace holds the request, flush, four attempts and the dead letter."""
+        # A string key where the events stream belongs makes every publish fail
+        # (WRONGTYPE), so the entry stays pending after each attempt.
+        await redis.set(events_stream(tenant), b"not a stream")
+        # Attempts come faster than one a second, and each one's line is checked.
+        monkeypatch.setattr(
+            consumer_app, "_failures_logged", RateLimiter(per_second=1e9)
+        )
+
+        protocol = await post_webhook(gateway, tenant, traceparent=None)
+        assert protocol.status == 202
+
+        # The first delivery and three reclaims are attempts; the fifth delivery
+        # exceeds max_deliveries and dead-letters the entry.
+        app = create_app(
+            config_for(tenant),
+            redis_url(),
+            "attempts",
+            visibility_timeout_ms=100,
+            max_deliveries=4,
+            reclaim_interval_s=0.05,
+        )
+        async with app:
+            await wait_processed(redis, ingest_stream(tenant))
+
+        spans = exporter.get_finished_spans()
+        (server,) = spans_of_kind(exporter, SpanKind.SERVER)
+        trace_id = server.context.trace_id
+        trace_hex = format(trace_id, "032x")
+        assert server.parent is None
+        assert {span.context.trace_id for span in spans} == {trace_id}
+
+        (flush,) = spans_of_kind(exporter, SpanKind.CLIENT)
+        assert flush.parent is not None
+        assert flush.parent.span_id == server.context.span_id
+        assert [link.context.span_id for link in flush.links] == [
+            server.context.span_id
+        ]
+
+        consumer = sorted(
+            spans_of_kind(exporter, SpanKind.CONSUMER),
+            key=lambda span: span.start_time or 0,
+        )
+        assert len(consumer) == 5
+        attempts, dead_lettering = consumer[:4], consumer[4]
+        for attempt in attempts:
+            assert attempt.parent is not None
+            assert attempt.parent.span_id == server.context.span_id
+            assert attempt.status.status_code == StatusCode.ERROR
+            assert attempt.status.description == "ResponseError"
+            assert attempt.events == ()
+        assert dead_lettering.parent is not None
+        assert dead_lettering.parent.span_id == server.context.span_id
+        assert dead_lettering.status.status_code == StatusCode.ERROR
+        (event,) = dead_lettering.events
+        assert event.name == "entry.dead_lettered"
+        assert event.attributes is not None
+        assert event.attributes["error.type"] == "PoisonEntryError"
+
+        failures = [
+            line for line in json_logs if line["event"] == "entry.publish_failed"
+        ]
+        assert [line["span_id"] for line in failures] == [
+            format(attempt.context.span_id, "016x") for attempt in attempts
+        ]
+        assert {line["trace_id"] for line in failures} == {trace_hex}
+        (dead_line,) = [
+            line for line in json_logs if line["event"] == "entry.dead_lettered"
+        ]
+        assert dead_line["trace_id"] == trace_hex
+        assert dead_line["span_id"] == format(dead_lettering.context.span_id, "016x")
+
+        ((dead_id, _),) = await redis.xrange(dead_letter_stream(tenant))
+        shown = CliRunner(env={"REDIS_URL": redis_url()}).invoke(
+            main, ["dlq", "show", "--tenant", tenant, dead_id.decode()]
+        )
+        assert shown.exit_code == 0, shown.output
+        entry = json.loads(shown.output)
+        assert entry["trace_id"] == trace_hex
+        assert entry["error_type"] == "PoisonEntryError"
 
 
 class CountingTracer(NoOpTracer):
