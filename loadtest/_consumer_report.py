@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hookgate import keys
+from hookgate.loadtest._harness import STREAM, TENANT, read_log
 from hookgate.loadtest._profile import ProfileSummary
 from hookgate.loadtest._report import (
     Measurement,
@@ -20,7 +21,6 @@ from hookgate.loadtest._report import (
     format_profile,
 )
 from hookgate.loadtest._wrk import WrkResult
-from hookgate.loadtest.ingest_vs_bare import STREAM, TENANT, read_log
 
 DOWNSTREAM = keys.events_stream(TENANT)
 

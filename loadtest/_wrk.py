@@ -100,12 +100,16 @@ def run_wrk(
     url: str,
     pool: Path,
     *,
+    script: Path = SCRIPT,
     settings: WrkSettings,
     duration_s: int,
     placement: Placement,
     output_path: Path,
 ) -> WrkResult:
     """Run wrk against ``url`` for ``duration_s`` seconds and return its figures.
+
+    ``script`` is ``wrk/signed_requests.lua`` or ``wrk/raw_requests.lua``, and
+    ``pool`` a request pool written for it.
 
     Blocks until wrk exits, and kills wrk if it runs ``GRACE_SECONDS`` past its
     duration. Raises :class:`WrkError` when wrk fails.
@@ -121,7 +125,7 @@ def run_wrk(
             f"-d{duration_s}s",
             f"--timeout={settings.timeout_s}s",
             "-s",
-            str(SCRIPT),
+            str(script),
             url,
             "--",
             str(pool),

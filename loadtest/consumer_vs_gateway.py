@@ -57,6 +57,27 @@ from hookgate.loadtest._consumer_report import (
     read_consumer_log,
     to_json,
 )
+from hookgate.loadtest._harness import (
+    BUSY_WARNING_PERCENT,
+    HOST,
+    PATH,
+    SECRET_VARIABLE,
+    SOURCE_ID,
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    STREAM,
+    TENANT,
+    Context,
+    HarnessError,
+    RedisServer,
+    measure,
+    read_log,
+    server_env,
+    start_redis,
+    tail,
+    wait_until_serving,
+    working_directory,
+)
 from hookgate.loadtest._processes import (
     CpuSample,
     CpuWindow,
@@ -81,27 +102,6 @@ from hookgate.loadtest._report import (
 )
 from hookgate.loadtest._requests import new_secret, write_pool
 from hookgate.loadtest._wrk import WrkError, WrkResult, WrkSettings, run_wrk
-from hookgate.loadtest.ingest_vs_bare import (
-    BUSY_WARNING_PERCENT,
-    HOST,
-    PATH,
-    SECRET_VARIABLE,
-    SOURCE_ID,
-    START_TIMEOUT_S,
-    STOP_TIMEOUT_S,
-    STREAM,
-    TENANT,
-    Context,
-    HarnessError,
-    RedisServer,
-    measure,
-    read_log,
-    server_env,
-    start_redis,
-    tail,
-    wait_until_serving,
-    working_directory,
-)
 
 DEAD_LETTERS = keys.dead_letter_stream(TENANT)
 GROUP = keys.INGEST_GROUP
