@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import hiredis
+from opentelemetry import context as otel_context
 
 from hookgate import keys, metrics, tracing
 from hookgate.config import Config
@@ -56,18 +57,30 @@ async def traced_ingest(
     protocol: Any,
     source_id: str,
 ) -> None:
-    """Run ``ingest`` inside the request's server span.
+    """Run ``ingest`` inside the request's server span, if the sampler keeps it.
 
-    The span's parent is the request's ``traceparent``, when one is present.
+    The span's parent is the request's ``traceparent``, when one is present. A
+    request that the sampler drops runs without a span, in the unsampled context
+    that :func:`hookgate.tracing.sample_request` returns, which its entry's
+    ``traceparent`` then carries.
     """
-    route = routes.get(source_id)
-    source = route.source if route is not None else None
     headers = scope.headers
     carrier = {
         name: value for name in TRACE_FIELDS if (value := headers.get(name)) is not None
     }
+    sampling = tracing.sample_request(scope.method, carrier)
+    if not sampling.recording:
+        token = otel_context.attach(sampling.context)
+        try:
+            await ingest(scope, protocol, source_id)
+        finally:
+            otel_context.detach(token)
+        return
+
+    route = routes.get(source_id)
+    source = route.source if route is not None else None
     recorder = RecordingProtocol(protocol)
-    with tracing.server_span(scope.method, source, source_id, carrier) as span:
+    with tracing.server_span(scope.method, source, source_id, sampling) as span:
         await ingest(scope, recorder, source_id)
         tracing.record_response(span, recorder.status, recorder.body_size)
 

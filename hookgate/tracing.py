@@ -10,20 +10,27 @@ A trace crosses the ingest stream in the entry's ``headers`` JSON: the gateway
 replaces the request's ``traceparent`` (and ``tracestate``) with the context of its
 server span, and the consumer's span continues that context.
 
+The gateway consults the sampler about a request before it creates any span
+(:func:`sample_request`). An unsampled request then creates no span at all, but
+its entry still gets a ``traceparent`` with the sampled flag clear, so the
+consumer's parent-based sampler drops the same trace.
+
 This module must not import the gateway or the consumers.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import DefaultGetter
+from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -32,6 +39,8 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -39,6 +48,7 @@ from opentelemetry.trace import (
     SpanKind,
     Status,
     StatusCode,
+    TraceFlags,
 )
 from opentelemetry.trace.propagation.tracecontext import (
     TraceContextTextMapPropagator,
@@ -50,6 +60,10 @@ log = structlog.get_logger("hookgate.tracing")
 ENABLED = False
 
 _tracer: trace.Tracer = trace.NoOpTracer()
+# The SDK tracer's sampler and id generator, which sample_request consults before
+# a span exists. Both are None for a tracer that is not the SDK's.
+_sampler: Sampler | None = None
+_ids: PresetTraceIds | None = None
 _propagator = TraceContextTextMapPropagator()
 _getter: DefaultGetter = DefaultGetter()
 
@@ -137,17 +151,61 @@ def configure(service_name: str) -> bool:
     return True
 
 
+class PresetTraceIds(IdGenerator):
+    """An id generator that can hand out one trace id chosen in advance.
+
+    :func:`sample_request` samples a new trace on a trace id it generated, and
+    the server span must then start with that id, or a ratio sampler would decide
+    a second time on another id. The preset id is per thread, so a span started
+    on another thread cannot take it.
+    """
+
+    def __init__(self, ids: IdGenerator) -> None:
+        self._ids = ids
+        self._preset = threading.local()
+
+    def preset(self, trace_id: int) -> None:
+        """Return ``trace_id`` from this thread's next :meth:`generate_trace_id`."""
+        self._preset.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        trace_id: int = getattr(self._preset, "trace_id", 0)
+        if trace_id:
+            self._preset.trace_id = 0
+            return trace_id
+        return self._ids.generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        return self._ids.generate_span_id()
+
+    def is_trace_id_random(self) -> bool:
+        return self._ids.is_trace_id_random()
+
+
 def enable(provider: trace.TracerProvider) -> None:
-    """Trace with ``provider`` from now on; tests pass an in-memory one."""
-    global ENABLED, _tracer
+    """Trace with ``provider`` from now on; tests pass an in-memory one.
+
+    With the SDK's provider, the sampler that ``provider`` was built with decides
+    about each ingest request before its span starts (:func:`sample_request`).
+    """
+    global ENABLED, _tracer, _sampler, _ids
     _tracer = provider.get_tracer("hookgate")
+    _sampler = _ids = None
+    if isinstance(_tracer, sdk_trace.Tracer):
+        # The provider hands the same tracer to a second enable(), whose
+        # generator is then wrapped already.
+        if not isinstance(_tracer.id_generator, PresetTraceIds):
+            _tracer.id_generator = PresetTraceIds(_tracer.id_generator)
+        _sampler = _tracer.sampler
+        _ids = _tracer.id_generator
     ENABLED = True
 
 
 def disable() -> None:
     """Stop creating spans; the hot path goes back to its untraced branch."""
-    global ENABLED, _tracer
+    global ENABLED, _tracer, _sampler, _ids
     _tracer = trace.NoOpTracer()
+    _sampler = _ids = None
     ENABLED = False
 
 
@@ -183,15 +241,78 @@ def current_trace_id() -> str:
     return format(span_context.trace_id, "032x")
 
 
+def server_span_name(method: str) -> str:
+    return f"{method} {INGEST_ROUTE}"
+
+
+class RequestSampling(NamedTuple):
+    """The sampling decision about one ingest request, made before any span."""
+
+    # True when the sampler's decision records the request, which then gets a
+    # server span.
+    recording: bool
+    # For a recording request, the parent context of its server span. Otherwise a
+    # context whose current span is non-recording, with the sampled flag clear.
+    context: otel_context.Context
+    # The trace id that a recording request without a valid parent starts, or 0
+    # when the trace id comes from the parent.
+    root_trace_id: int
+
+
+def sample_request(method: str, carrier: Mapping[str, str]) -> RequestSampling:
+    """Ask the tracer's sampler about an ingest request before its span exists.
+
+    ``carrier`` contains the request's ``traceparent`` and ``tracestate``, if any.
+    The sampler gets the parent context, the trace id and the span's name and
+    kind, but no attributes, so a sampler that decides on attributes gets none
+    here. A request that the sampler drops gets the context that the SDK would
+    give its dropped span: the parent's trace id, or a new one, and a new span
+    id. With a tracer that is not the SDK's, every request is recording and the
+    tracer decides.
+    """
+    parent = extract(carrier)
+    sampler, ids = _sampler, _ids
+    if sampler is None or ids is None:
+        return RequestSampling(True, parent, 0)
+
+    parent_span_context = trace.get_current_span(parent).get_span_context()
+    has_parent = parent_span_context.is_valid
+    if has_parent:
+        trace_id = parent_span_context.trace_id
+        random = parent_span_context.trace_flags.random_trace_id
+    else:
+        trace_id = ids.generate_trace_id()
+        random = ids.is_trace_id_random()
+    result = sampler.should_sample(
+        parent, trace_id, server_span_name(method), SpanKind.SERVER
+    )
+    if result.decision is not Decision.DROP:
+        return RequestSampling(True, parent, 0 if has_parent else trace_id)
+
+    # The context that the SDK gives a dropped span, built without the span.
+    unsampled = SpanContext(
+        trace_id,
+        ids.generate_span_id(),
+        is_remote=False,
+        trace_flags=TraceFlags(
+            TraceFlags.RANDOM_TRACE_ID if random else TraceFlags.DEFAULT
+        ),
+        trace_state=result.trace_state,
+    )
+    return RequestSampling(
+        False, trace.set_span_in_context(NonRecordingSpan(unsampled), parent), 0
+    )
+
+
 @contextmanager
 def server_span(
-    method: str, source: Any | None, source_id: str, carrier: Mapping[str, str]
+    method: str, source: Any | None, source_id: str, sampling: RequestSampling
 ) -> Iterator[trace.Span]:
     """Open the server span of one ingest request with HTTP attributes.
 
     ``source`` is the route's :class:`~hookgate.config.Source`, or None for an
-    unknown source id. ``carrier`` contains the request's ``traceparent`` and
-    ``tracestate``, if any, which become the span's parent.
+    unknown source id. ``sampling`` is the request's recording decision from
+    :func:`sample_request`, whose context becomes the span's parent.
     """
     attributes: dict[str, Any] = {
         "http.request.method": method,
@@ -202,9 +323,12 @@ def server_span(
         attributes["hookgate.tenant"] = source.tenant
         attributes["hookgate.source_id"] = source.id
         attributes["hookgate.provider"] = source.provider
+    if sampling.root_trace_id and _ids is not None:
+        # Set right before the span starts, so no other span takes the id.
+        _ids.preset(sampling.root_trace_id)
     with _tracer.start_as_current_span(
-        f"{method} {INGEST_ROUTE}",
-        context=extract(carrier),
+        server_span_name(method),
+        context=sampling.context,
         kind=SpanKind.SERVER,
         attributes=attributes,
     ) as span:

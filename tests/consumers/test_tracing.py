@@ -22,6 +22,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import (
+    ParentBasedTraceIdRatio,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import NoOpTracer, SpanKind, StatusCode
 from redis.asyncio import Redis
 
@@ -53,6 +59,8 @@ from .streams import (
 # The W3C Trace Context specification's example traceparent.
 INCOMING_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 INCOMING_TRACEPARENT = f"00-{INCOMING_TRACE_ID}-00f067aa0ba902b7-01"
+# The same parent, with the sampled flag clear.
+UNSAMPLED_TRACEPARENT = f"00-{INCOMING_TRACE_ID}-00f067aa0ba902b7-00"
 # config_for gives each source the secret key b"key".
 SECRET = "whsec_" + base64.b64encode(b"key").decode()
 
@@ -293,7 +301,7 @@ class TestTraceToDeadLetter:
         json_logs: list[dict[str, Any]],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """One trace holds the request, flush, four attempts and the dead letter."""
+        """One trace contains the request, flush, attempts and dead letter."""
         # A string key where the events stream belongs makes every publish fail
         # (WRONGTYPE), so the entry stays pending after each attempt.
         await redis.set(events_stream(tenant), b"not a stream")
@@ -305,7 +313,7 @@ class TestTraceToDeadLetter:
         protocol = await post_webhook(gateway, tenant, traceparent=None)
         assert protocol.status == 202
 
-        # The first delivery and three reclaims are attempts; the fifth delivery
+        # The first delivery and three reclaims are attempts. The fifth delivery
         # exceeds max_deliveries and dead-letters the entry.
         app = create_app(
             config_for(tenant),
@@ -366,13 +374,202 @@ class TestTraceToDeadLetter:
         assert dead_line["span_id"] == format(dead_lettering.context.span_id, "016x")
 
         ((dead_id, _),) = await redis.xrange(dead_letter_stream(tenant))
-        shown = CliRunner(env={"REDIS_URL": redis_url()}).invoke(
+        show_result = CliRunner(env={"REDIS_URL": redis_url()}).invoke(
             main, ["dlq", "show", "--tenant", tenant, dead_id.decode()]
         )
-        assert shown.exit_code == 0, shown.output
-        entry = json.loads(shown.output)
+        assert show_result.exit_code == 0, show_result.output
+        entry = json.loads(show_result.output)
         assert entry["trace_id"] == trace_hex
         assert entry["error_type"] == "PoisonEntryError"
+
+
+def enable_sampler(
+    sampler: Sampler, id_generator: IdGenerator | None = None
+) -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler, id_generator=id_generator)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable(provider)
+    return exporter
+
+
+def record_started_spans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Return a list that gets the name of every span the tracer starts.
+
+    The SDK's tracer starts a span object even for a span its sampler drops, and
+    the exporter never receives that one, so the count comes from the tracer.
+    """
+    started: list[str] = []
+    tracer = tracing._tracer
+    start_span = tracer.start_span
+
+    def counting_start_span(*args: Any, **kwargs: Any) -> Any:
+        started.append(kwargs.get("name", args[0] if args else ""))
+        return start_span(*args, **kwargs)
+
+    monkeypatch.setattr(tracer, "start_span", counting_start_span)
+    return started
+
+
+def parse_traceparent(value: str) -> tuple[str, str, int]:
+    """Return the trace id, parent span id and flags of a W3C ``traceparent``."""
+    version, trace_id, span_id, flags = value.split("-")
+    assert version == "00"
+    return trace_id, span_id, int(flags, 16)
+
+
+class ListedIds(IdGenerator):
+    """An id generator that returns the given trace ids in order."""
+
+    def __init__(self, trace_ids: list[int]) -> None:
+        self.trace_ids = trace_ids
+        self._random = RandomIdGenerator()
+
+    def generate_trace_id(self) -> int:
+        return self.trace_ids.pop(0)
+
+    def generate_span_id(self) -> int:
+        return self._random.generate_span_id()
+
+
+@pytest.fixture
+def ratio_zero() -> Iterator[InMemorySpanExporter]:
+    """Trace with the parent-based ratio sampler at 0, which keeps sampled parents."""
+    yield enable_sampler(ParentBasedTraceIdRatio(0.0))
+    tracing.disable()
+
+
+class TestSampling:
+    async def test_dropped_root_starts_no_span(
+        self,
+        ratio_zero: InMemorySpanExporter,
+        monkeypatch: pytest.MonkeyPatch,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """A request the ratio drops starts no span, and its entry is written."""
+        started = record_started_spans(monkeypatch)
+
+        protocol = await post_webhook(gateway, tenant, traceparent=None)
+
+        assert protocol.status == 202
+        assert started == []
+        assert ratio_zero.get_finished_spans() == ()
+        assert await redis.xlen(ingest_stream(tenant)) == 1
+
+    async def test_dropped_root_entry_unsampled(
+        self,
+        ratio_zero: InMemorySpanExporter,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """The entry of a dropped request names a new trace, not sampled."""
+        await post_webhook(gateway, tenant, traceparent=None)
+
+        headers = await entry_headers(redis, tenant)
+        trace_id, span_id, flags = parse_traceparent(headers["traceparent"])
+        assert int(trace_id, 16) != 0
+        assert int(span_id, 16) != 0
+        assert flags & 0x01 == 0
+
+    async def test_unsampled_parent_starts_no_span(
+        self,
+        ratio_zero: InMemorySpanExporter,
+        monkeypatch: pytest.MonkeyPatch,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """An unsampled traceparent starts no span, and the entry keeps its trace."""
+        started = record_started_spans(monkeypatch)
+
+        protocol = await post_webhook(gateway, tenant, UNSAMPLED_TRACEPARENT)
+
+        assert protocol.status == 202
+        assert started == []
+        headers = await entry_headers(redis, tenant)
+        trace_id, _, flags = parse_traceparent(headers["traceparent"])
+        assert trace_id == INCOMING_TRACE_ID
+        assert flags & 0x01 == 0
+
+    async def test_sampled_parent_creates_spans(
+        self,
+        ratio_zero: InMemorySpanExporter,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """A sampled traceparent gets its server and flush spans at ratio 0."""
+        protocol = await post_webhook(gateway, tenant, INCOMING_TRACEPARENT)
+
+        assert protocol.status == 202
+        (server,) = spans_of_kind(ratio_zero, SpanKind.SERVER)
+        (flush,) = spans_of_kind(ratio_zero, SpanKind.CLIENT)
+        assert format(server.context.trace_id, "032x") == INCOMING_TRACE_ID
+        assert flush.context.trace_id == server.context.trace_id
+        headers = await entry_headers(redis, tenant)
+        span_id = format(server.context.span_id, "016x")
+        assert headers["traceparent"] == f"00-{INCOMING_TRACE_ID}-{span_id}-01"
+
+    async def test_consumer_drops_unsampled_entry(
+        self,
+        ratio_zero: InMemorySpanExporter,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """The consumer records nothing for the entry of a dropped request."""
+        await post_webhook(gateway, tenant, traceparent=None)
+        async with running_consumer(tenant):
+            await wait_processed(redis, ingest_stream(tenant))
+
+        assert ratio_zero.get_finished_spans() == ()
+        assert len(await read_events(redis, tenant)) == 1
+
+    async def test_sampled_root_keeps_trace_id(
+        self, gateway: Gateway, tenant: str
+    ) -> None:
+        """A new trace starts with the trace id the ratio sampler kept."""
+        # At ratio 0.5 the sampler keeps a trace id whose low 64 bits are below
+        # 2**63. Had the tracer generated a second id for the span, it would
+        # get the dropped one.
+        kept_trace_id = (1 << 64) | 1
+        dropped_trace_id = (1 << 64) | (2**64 - 1)
+        exporter = enable_sampler(
+            TraceIdRatioBased(0.5), ListedIds([kept_trace_id, dropped_trace_id])
+        )
+        try:
+            await post_webhook(gateway, tenant, traceparent=None)
+        finally:
+            tracing.disable()
+
+        (server,) = spans_of_kind(exporter, SpanKind.SERVER)
+        assert server.context.trace_id == kept_trace_id
+
+    async def test_sampler_read_from_environment(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """OTEL_TRACES_SAMPLER and its argument decide before any span starts."""
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+        try:
+            assert tracing.configure("hookgate-test") is True
+            started = record_started_spans(monkeypatch)
+
+            protocol = await post_webhook(gateway, tenant, traceparent=None)
+        finally:
+            tracing.disable()
+
+        assert protocol.status == 202
+        assert started == []
+        assert await redis.xlen(ingest_stream(tenant)) == 1
 
 
 class CountingTracer(NoOpTracer):
