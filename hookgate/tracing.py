@@ -165,7 +165,7 @@ class PresetTraceIds(IdGenerator):
         self._preset = threading.local()
 
     def preset(self, trace_id: int) -> None:
-        """Return ``trace_id`` from this thread's next :meth:`generate_trace_id`."""
+        """Make this thread's next :meth:`generate_trace_id` return ``trace_id``."""
         self._preset.trace_id = trace_id
 
     def generate_trace_id(self) -> int:
