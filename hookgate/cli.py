@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -290,6 +291,67 @@ def sign(config_path: str, source_id: str, body: str, msg_id: str | None) -> Non
     click.echo(f"webhook-timestamp: {timestamp}")
     click.echo(f"webhook-signature: v1,{base64.b64encode(digest).decode()}")
     click.echo("content-type: application/json")
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench-report"),
+    show_default=True,
+    help="Folder for results.json, report.md, the plots and the run's logs.",
+)
+@click.option(
+    "--budget",
+    "budget_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Budget file to check; defaults to loadtest/budget.toml.",
+)
+@click.option(
+    "--short",
+    is_flag=True,
+    help="CI form: 2 s warm-ups, 5 s measured runs, shorter micro benchmarks.",
+)
+@click.option(
+    "--slowdown",
+    type=click.Choice(["no-batching"]),
+    default=None,
+    help="Run the gateway with max_batch = 1, to see the budget catch a regression.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="STEP",
+    help="Run only this step (repeatable): micro, bare, hookgate, mix, open,"
+    " tracing, fastapi.",
+)
+def bench(
+    out: Path,
+    budget_path: Path | None,
+    short: bool,
+    slowdown: str | None,
+    only: tuple[str, ...],
+) -> None:
+    """Measure throughput and latency against baselines; check the budget.
+
+    Exits 1 when a budget entry missed, 2 when a step failed.
+    """
+    from hookgate.loadtest._budget import DEFAULT_BUDGET, BudgetError
+    from hookgate.loadtest.bench import BenchOptions, run_bench
+
+    options = BenchOptions(
+        out=out,
+        budget=budget_path or DEFAULT_BUDGET,
+        short=short,
+        slowdown=slowdown,
+        only=only,
+    )
+    try:
+        status = run_bench(options)
+    except (BudgetError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(status)
 
 
 @main.group()

@@ -23,12 +23,14 @@ import asyncio
 import gc
 import json
 import math
+import os
 import sys
 import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import msgspec
@@ -364,16 +366,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="server address")
     parser.add_argument("--port", type=int, required=True, help="server TCP port")
-    parser.add_argument("--path-source", default="bench", help="source id in the URL")
+    parser.add_argument("--source", default="bench", help="source id in the URL")
     parser.add_argument(
-        "--secret", default=None, help="whsec_ secret; random when omitted"
+        "--secret-env",
+        default=None,
+        metavar="NAME",
+        help="environment variable with the source's whsec_ secret; without it the"
+        " requests are signed with a random secret",
     )
-    parser.add_argument("--rate", type=float, required=True, help="requests per s")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds")
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--rate", type=float, required=True, help="offered requests per second"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="length of the schedule in s"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=64, help="keep-alive connections"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="also write the summary, every latency in µs and every accepted event"
+        " id to this JSON file",
+    )
     args = parser.parse_args(argv)
 
-    builder = Standard(args.path_source, args.secret or new_secret())
+    secret = os.environ[args.secret_env] if args.secret_env else new_secret()
+    builder = Standard(args.source, secret)
     host_header = f"{args.host}:{args.port}"
     count = round(args.rate * args.duration)
     requests = [builder.build().raw(host_header) for _ in range(count)]
@@ -385,7 +405,15 @@ def main(argv: list[str] | None = None) -> int:
         duration_s=args.duration,
         connections=args.connections,
     )
-    json.dump(result.summary(), sys.stdout, indent=2)
+    summary = result.summary()
+    if args.output is not None:
+        document = {
+            "summary": summary,
+            "latencies_us": result.latencies_us.tolist(),
+            "accepted_ids": result.accepted_ids,
+        }
+        args.output.write_text(json.dumps(document))
+    json.dump(summary, sys.stdout, indent=2)
     print()
     return 0 if result.non_2xx == 0 and result.unfinished == 0 else 1
 

@@ -1,0 +1,318 @@
+"""The bench's macro runs: each configuration under wrk, then the open-model run.
+
+One private redis-server serves every run. Each configuration gets a warm-up and
+a measured wrk run through :func:`hookgate.loadtest._harness.measure`; the
+open-model run offers half of hookgate's measured rate with
+:mod:`hookgate.loadtest.openload` in a child process pinned to the load core.
+Servers are stopped by PID through the caller's :class:`ProcessGroup`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from hookgate.loadtest import _bench_servers as servers
+from hookgate.loadtest._bench_load import (
+    OPEN_SOURCE,
+    OPEN_STREAM,
+    MixPool,
+    Secrets,
+    gateway_config,
+)
+from hookgate.loadtest._harness import (
+    HOST,
+    SECRET_VARIABLE,
+    Context,
+    HarnessError,
+    RedisServer,
+    measure,
+    read_commandstats,
+    start_redis,
+)
+from hookgate.loadtest._processes import Placement, ProcessGroup
+from hookgate.loadtest._report import Measurement
+from hookgate.loadtest._wrk import WrkSettings
+
+RAW_SCRIPT = Path(__file__).resolve().parent / "wrk" / "raw_requests.lua"
+# Mix requests carry up to 50 Graph items, so a smaller warm-up pool suffices.
+MIX_WARMUP_RATE_GUESS = 20_000
+CONNECTIONS = 64
+OPEN_TIMEOUT_S = 120
+TRACING_RATIO = 0.1
+
+
+@dataclass
+class Durations:
+    warmup_s: int
+    measured_s: int
+    open_s: int
+
+
+@dataclass
+class MacroResults:
+    """Figures of the macro runs, for results.json and the budget."""
+
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    latencies_us: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _run_summary(
+    measurement: Measurement, events_per_request: float = 1.0
+) -> dict[str, Any]:
+    result = measurement.result
+    return {
+        "requests_per_second": result.requests_per_second,
+        "events_per_second": result.requests_per_second * events_per_request,
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+        "responses": result.requests,
+        "statuses": {str(k): v for k, v in sorted(result.statuses.items())},
+        "non_2xx": result.non_2xx + measurement.warmup.non_2xx,
+        "socket_errors": sum(result.socket_errors.values()),
+        "worker_cpu_percent": measurement.worker_cpu_percent,
+        "redis_cpu_percent": measurement.redis_cpu_percent,
+        "foreign_cpu_percent": measurement.foreign_percent,
+    }
+
+
+def stream_event_ids(client: redis.Redis, stream: str) -> set[str]:
+    """Return the ``event_id`` of every entry of ``stream``, read in pages."""
+    found: set[str] = set()
+    start = "-"
+    while True:
+        page: Any = client.xrange(stream, min=start, count=10_000)
+        if not page:
+            return found
+        for _, fields in page:
+            found.add(fields[b"event_id"].decode())
+        last = page[-1][0].decode()
+        start = "(" + last
+
+
+class MacroBench:
+    """Runs the selected configurations in order and collects their figures."""
+
+    def __init__(
+        self,
+        steps: set[str],
+        durations: Durations,
+        max_batch: int | None,
+        directory: Path,
+        placement: Placement,
+        processes: ProcessGroup,
+    ) -> None:
+        self.steps = steps
+        self.durations = durations
+        self.directory = directory
+        self.placement = placement
+        self.processes = processes
+        self.secrets = Secrets.new()
+        self.config = directory / "hookgate.toml"
+        self.config.write_text(gateway_config(max_batch=max_batch))
+        self.results = MacroResults()
+        self.redis: RedisServer | None = None
+        args = argparse.Namespace(
+            warmup=durations.warmup_s, duration=durations.measured_s
+        )
+        settings = WrkSettings(threads=1, connections=CONNECTIONS, timeout_s=5)
+        self.context = Context(
+            args, settings, placement, directory, self.secrets.standard
+        )
+
+    def run(self) -> MacroResults:
+        redis_server = start_redis(self.processes, self.directory, self.placement)
+        self.redis = redis_server
+        try:
+            self._step("bare", self._bare)
+            self._step("hookgate", lambda: self._hookgate(redis_server))
+            self._step("tracing", self._tracing)
+            self._step("fastapi", lambda: self._fastapi(redis_server))
+            self.results.runs["redis_commands"] = {
+                command.name: {"calls": command.calls, "usec": command.usec_per_call}
+                for command in read_commandstats(redis_server.client, top=8)
+            }
+        finally:
+            redis_server.client.close()
+        self._derive()
+        return self.results
+
+    def _step(self, name: str, action: Callable[[], None]) -> None:
+        wanted = {"hookgate": {"hookgate", "mix", "open"}}.get(name, {name})
+        if not wanted & self.steps:
+            return
+        print(f"bench: {name}", flush=True)
+        try:
+            action()
+        except (HarnessError, OSError, redis.RedisError, RuntimeError) as exc:
+            self.results.errors.append(f"{name}: {exc}")
+            print(f"bench: {name} failed: {exc}", file=sys.stderr, flush=True)
+
+    def _measure(self, name: str, server: servers.Server) -> dict[str, Any]:
+        redis_pid = (
+            None if name == "bare" or self.redis is None else self.redis.process.pid
+        )
+        measurement = measure(
+            name, server.port, server.process, redis_pid, self.context
+        )
+        summary = _run_summary(measurement)
+        self.results.runs[name] = summary
+        self.results.metrics[f"throughput.{name}"] = summary["requests_per_second"]
+        return summary
+
+    def _bare(self) -> None:
+        bare = servers.start_bare(self.processes, self.placement, self.directory)
+        try:
+            self._measure("bare", bare)
+        finally:
+            servers.stop(bare, self.processes)
+
+    def _gateway(self, name: str, env: dict[str, str]) -> servers.Server:
+        assert self.redis is not None
+        env = {"REDIS_URL": self.redis.url, **self.secrets.environment(), **env}
+        return servers.start_gateway(
+            name, self.config, env, self.processes, self.placement, self.directory
+        )
+
+    def _hookgate(self, redis_server: RedisServer) -> None:
+        gateway = self._gateway("hookgate", {})
+        try:
+            if self.steps & {"hookgate", "open"}:
+                before = servers.scrape_counters(gateway.port)
+                self._measure("hookgate", gateway)
+                after = servers.scrape_counters(gateway.port)
+                flushes = after[servers.FLUSHES] - before[servers.FLUSHES]
+                events = after[servers.ACCEPTED] - before[servers.ACCEPTED]
+                metrics = self.results.metrics
+                metrics["redis.flushes"] = flushes
+                metrics["redis.events"] = events
+                if events:
+                    metrics["redis.round_trips_per_event"] = flushes / events
+            if "mix" in self.steps:
+                self._mix(gateway)
+            if "open" in self.steps and "hookgate" in self.results.runs:
+                self._open(gateway, redis_server)
+        finally:
+            servers.stop(gateway, self.processes)
+
+    def _mix(self, gateway: servers.Server) -> None:
+        pool = MixPool(self.secrets, f"{HOST}:{gateway.port}")
+        assert self.redis is not None
+        measurement = measure(
+            "hookgate_mix",
+            gateway.port,
+            gateway.process,
+            self.redis.process.pid,
+            self.context,
+            pool_writer=pool,
+            script=RAW_SCRIPT,
+            warmup_rate_guess=MIX_WARMUP_RATE_GUESS,
+        )
+        summary = _run_summary(measurement, pool.events_per_request)
+        summary["events_per_request"] = pool.events_per_request
+        self.results.runs["hookgate_mix"] = summary
+        self.results.metrics["throughput.hookgate_mix"] = summary["requests_per_second"]
+        self.results.metrics["events.hookgate_mix"] = summary["events_per_second"]
+
+    def _open(self, gateway: servers.Server, redis_server: RedisServer) -> None:
+        rate = self.results.runs["hookgate"]["requests_per_second"] / 2
+        output = self.directory / "openload.json"
+        argv = [sys.executable, "-m", "hookgate.loadtest.openload", "--host", HOST]
+        argv += ["--port", str(gateway.port), "--source", OPEN_SOURCE]
+        argv += ["--secret-env", SECRET_VARIABLE, "--rate", f"{rate:.0f}"]
+        argv += ["--duration", str(self.durations.open_s)]
+        argv += ["--connections", str(CONNECTIONS), "--output", str(output)]
+        env = servers.clean_env({SECRET_VARIABLE: self.secrets.standard})
+        with (self.directory / "openload.log").open("wb") as log:
+            subprocess.run(
+                self.placement.pin(argv, self.placement.client),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                timeout=OPEN_TIMEOUT_S,
+                check=False,
+            )
+        if not output.exists():
+            raise HarnessError(
+                f"openload wrote no results; see {self.directory / 'openload.log'}"
+            )
+        document = json.loads(output.read_text())
+        summary = document["summary"]
+        # The gateway answers 202 only after Redis confirmed the entry, so the
+        # stream is complete once the last response arrived.
+        time.sleep(0.2)
+        stored = stream_event_ids(redis_server.client, OPEN_STREAM)
+        missing = [i for i in document["accepted_ids"] if i not in stored]
+        summary["missing_events"] = len(missing)
+        summary["missing_examples"] = missing[:5]
+        self.results.runs["open"] = summary
+        self.results.latencies_us = document["latencies_us"]
+        failed = (
+            summary["non_2xx"] + summary["unfinished"] + summary["connection_errors"]
+        )
+        self.results.metrics.update(
+            {
+                "open.offered_rate": summary["offered_rate"],
+                "open.p50_ms": summary["p50_ms"],
+                "open.p99_ms": summary["p99_ms"],
+                "open.p99_9_ms": summary["p99_9_ms"],
+                "open.non_2xx": failed,
+                "open.missing_events": len(missing),
+                "open.missed_schedule": summary["missed_schedule"],
+            }
+        )
+
+    def _tracing(self) -> None:
+        if "hookgate" not in self.results.runs:
+            raise HarnessError("the tracing runs compare with the hookgate run")
+        with servers.OtlpSink() as sink:
+            for name, ratio in (
+                ("tracing_default", None),
+                ("tracing_ratio_0_1", TRACING_RATIO),
+            ):
+                env = servers.tracing_env(sink.endpoint, ratio)
+                gateway = self._gateway(name, env)
+                try:
+                    self._measure(name, gateway)
+                finally:
+                    servers.stop(gateway, self.processes)
+            self.results.runs["otlp_sink"] = {
+                "requests": sink.requests,
+                "bytes": sink.bytes,
+            }
+
+    def _fastapi(self, redis_server: RedisServer) -> None:
+        peer = servers.start_fastapi(
+            redis_server.url, self.processes, self.placement, self.directory
+        )
+        try:
+            self._measure("fastapi", peer)
+        finally:
+            servers.stop(peer, self.processes)
+
+    def _derive(self) -> None:
+        metrics = self.results.metrics
+        hookgate = metrics.get("throughput.hookgate")
+        if hookgate is None:
+            return
+        if "throughput.bare" in metrics:
+            metrics["ratio.hookgate_vs_bare"] = hookgate / metrics["throughput.bare"]
+        if "throughput.fastapi" in metrics:
+            metrics["ratio.hookgate_vs_fastapi"] = (
+                hookgate / metrics["throughput.fastapi"]
+            )
+        for name in ("default", "ratio_0_1"):
+            traced = metrics.get(f"throughput.tracing_{name}")
+            if traced is not None:
+                metrics[f"tracing.loss_{name}"] = 1 - traced / hookgate
