@@ -1,13 +1,13 @@
 """Group commit: many requests, one Redis round trip.
 
-Each request packs its ``XADD`` commands, hands them to :meth:`Batcher.submit` and
-awaits the returned future. One flush at a time sends every waiting command in one
-write and waits for all their replies; while it is in flight, the next batch fills.
-A future resolves only after Redis confirmed its own entry, so a 202 always means
-the entry is in the stream.
+Each request packs its entries, hands them to :meth:`Batcher.submit` and awaits
+the returned future. One flush at a time sends everything waiting in one write,
+one ``EVALSHA`` of the ingest script per tenant, and waits for the replies; while
+it is in flight, the next batch fills. A future resolves only after Redis confirmed
+its entries, so a 202 always means the entries are in the stream.
 
-The flush is pipelined, not transactional (no MULTI): one entry's failure does not
-fail its neighbours.
+The flush is pipelined, not transactional (no MULTI): one tenant's failure does not
+fail another tenant's entries.
 """
 
 from __future__ import annotations
@@ -15,20 +15,36 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import hiredis
 import structlog
 from opentelemetry.trace import SpanContext, Status, StatusCode
 
 from hookgate import metrics, tracing
+from hookgate.entry import IngestWriter
 from hookgate.gateway.resp import RedisUnavailable, RespConnection
 from hookgate.logs import RateLimiter
 
 log = structlog.get_logger("hookgate.gateway.batcher")
 
 
-Waiting = tuple[bytes, "asyncio.Future[Any]", SpanContext | None]
+# Flushes in flight at once, and the entries that must wait before a flush may
+# follow one already in flight; see Batcher._may_flush.
+PIPELINE_DEPTH = 2
+PIPELINED_BATCH = 16
+
+
+class Waiting(NamedTuple):
+    """One request's entries, packed, with the future that gets their replies."""
+
+    writer: IngestWriter
+    seen_keys: bytes
+    entries: bytes
+    entry_count: int
+    future: asyncio.Future[list[Any]]
+    # The span context of the request when tracing is on; the flush span links it.
+    link: SpanContext | None
 
 
 class Saturated(RuntimeError):
@@ -36,27 +52,29 @@ class Saturated(RuntimeError):
 
 
 class WriteFailed(RuntimeError):
-    """Set on a future whose entry Redis rejected or never confirmed."""
+    """Set on a future whose entries Redis rejected or never confirmed."""
 
 
 class BatcherStats:
     """Counters read by health checks, tests and the load test harness."""
 
-    __slots__ = ("entries", "failed_entries", "flushes", "max_batch_seen")
+    __slots__ = ("entries", "failed_entries", "flushes", "max_batch_seen", "scripts")
 
     def __init__(self) -> None:
         self.flushes = 0
+        self.scripts = 0
         self.entries = 0
         self.failed_entries = 0
         self.max_batch_seen = 0
 
 
 class Batcher:
-    """Collects packed commands and flushes them over one :class:`RespConnection`.
+    """Collects packed entries and flushes them over one :class:`RespConnection`.
 
     ``max_pending`` bounds the entries waiting for a flush, ``max_batch`` the entries
-    in one flush, and ``flush_timeout`` (seconds) how long a flush may wait for
-    Redis before every entry in it fails.
+    in one flush (a request's entries are never split, so one flush may exceed it by
+    the entries of its last request), and ``flush_timeout`` (seconds) how long a
+    flush may wait for Redis before every entry in it fails.
     """
 
     def __init__(
@@ -71,11 +89,11 @@ class Batcher:
         self._max_pending = max_pending
         self._max_batch = max_batch
         self._flush_timeout = flush_timeout
-        # Each command waits with its future and, when tracing is on, the span
-        # context of its request, which the flush span links to.
         self._waiting: collections.deque[Waiting] = collections.deque()
+        self._waiting_entries = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._closing = False
         self.stats = BatcherStats()
         self._failures_logged = RateLimiter(per_second=1.0)
@@ -83,87 +101,146 @@ class Batcher:
     @property
     def waiting(self) -> int:
         """Entries submitted and not yet handed to a flush."""
-        return len(self._waiting)
+        return self._waiting_entries
+
+    @property
+    def in_flight(self) -> int:
+        """Flushes sent and not yet answered."""
+        return len(self._in_flight)
 
     @property
     def saturated(self) -> bool:
-        return len(self._waiting) >= self._max_pending
+        return self._waiting_entries >= self._max_pending
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def submit_many(
-        self, commands: list[bytes], link: SpanContext | None = None
-    ) -> list[asyncio.Future[Any]]:
-        """Queue all of ``commands`` or none of them; see :meth:`submit`.
-
-        All or nothing, so a request rejected with 503 has written nothing.
-        """
-        if self._closing:
-            raise Saturated("gateway is shutting down")
-        if len(self._waiting) + len(commands) > self._max_pending:
-            raise Saturated(f"{self._max_pending} entries already waiting for Redis")
-        return [self.submit(command, link) for command in commands]
-
     def submit(
-        self, command: bytes, link: SpanContext | None = None
-    ) -> asyncio.Future[Any]:
-        """Queue one packed command; the future gets its Redis reply.
+        self,
+        writer: IngestWriter,
+        seen_keys: bytes,
+        entries: bytes,
+        count: int,
+        link: SpanContext | None = None,
+    ) -> asyncio.Future[list[Any]]:
+        """Queue ``count`` packed entries of one request, all or none of them.
 
-        ``link`` is the span context of the request, for the flush span's links.
+        ``seen_keys`` and ``entries`` are the entries' keys and values for
+        :data:`hookgate.entry.INGEST_SCRIPT`, packed with :func:`hookgate.entry.bulk`
+        and :func:`hookgate.entry.pack_entry`. The future gets the script's two
+        reply values per entry, in order. ``link`` is the span context of the
+        request, for the flush span's links.
 
-        Raises :class:`Saturated` when the queue is full. The future fails with
-        :class:`WriteFailed` if Redis rejects the command, or with
+        All or nothing, so a request rejected with 503 has written nothing: raises
+        :class:`Saturated` when the entries do not fit in the queue. The future
+        fails with :class:`WriteFailed` if Redis rejects the script call, or with
         :class:`RedisUnavailable` if Redis cannot be reached in time.
         """
         if self._closing:
             raise Saturated("gateway is shutting down")
-        if len(self._waiting) >= self._max_pending:
+        if self._waiting_entries + count > self._max_pending:
             raise Saturated(f"{self._max_pending} entries already waiting for Redis")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append((command, future, link))
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(Waiting(writer, seen_keys, entries, count, future, link))
+        self._waiting_entries += count
         self._wakeup.set()
         return future
 
+    def _take_batch(self) -> tuple[list[Waiting], int]:
+        waiting = self._waiting
+        batch = [waiting.popleft()]
+        entries = batch[0].entry_count
+        while waiting and entries + waiting[0].entry_count <= self._max_batch:
+            item = waiting.popleft()
+            batch.append(item)
+            entries += item.entry_count
+        self._waiting_entries -= entries
+        return batch, entries
+
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        in_flight = self._in_flight
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._waiting:
-                count = min(len(self._waiting), self._max_batch)
-                batch = [self._waiting.popleft() for _ in range(count)]
-                started = time.perf_counter()
-                if tracing.ENABLED:
-                    await self._traced_flush(batch)
-                else:
-                    await self._flush(batch)
-                metrics.flush_sizes.observe(count)
-                metrics.flush_seconds.observe(time.perf_counter() - started)
-            if self._closing:
+            while self._waiting and self._may_flush():
+                batch, entries = self._take_batch()
+                task = loop.create_task(self._timed_flush(batch, entries))
+                in_flight.add(task)
+                task.add_done_callback(self._flush_done)
+            if self._closing and not self._waiting and not in_flight:
                 return
 
-    async def _traced_flush(self, batch: list[Waiting]) -> None:
-        links = [link for _, _, link in batch if link is not None]
+    def _may_flush(self) -> bool:
+        # The first flush leaves at once, however small, so a lone request waits
+        # for one round trip only. A second one may follow before the first is
+        # answered, once enough entries wait: the worker then handles one batch's
+        # replies while Redis runs the next, instead of the two taking turns.
+        in_flight = len(self._in_flight)
+        if in_flight == 0:
+            return True
+        if in_flight >= PIPELINE_DEPTH:
+            return False
+        return self._waiting_entries >= PIPELINED_BATCH or self._closing
+
+    def _flush_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wakeup.set()
+
+    async def _timed_flush(self, batch: list[Waiting], entries: int) -> None:
+        started = time.perf_counter()
+        try:
+            if tracing.ENABLED:
+                await self._traced_flush(batch, entries)
+            else:
+                await self._flush(batch, entries)
+        except asyncio.CancelledError:
+            # Only close() cancels a flush, when it ran out of time.
+            self._fail(batch, RedisUnavailable("gateway shut down"))
+            raise
+        metrics.flush_sizes.observe(entries)
+        metrics.flush_seconds.observe(time.perf_counter() - started)
+
+    async def _traced_flush(self, batch: list[Waiting], entries: int) -> None:
+        links = [item.link for item in batch if item.link is not None]
         with tracing.flush_span(links) as span:
-            await self._flush(batch)
-            failed = sum(1 for _, future, _ in batch if _failed(future))
+            await self._flush(batch, entries)
+            failed = sum(item.entry_count for item in batch if _failed(item.future))
             if failed:
                 span.set_attribute("hookgate.failed_entries", failed)
                 span.set_status(Status(StatusCode.ERROR))
 
-    async def _flush(self, batch: list[Waiting]) -> None:
+    async def _flush(self, batch: list[Waiting], entries: int) -> None:
         stats = self.stats
         stats.flushes += 1
-        stats.entries += len(batch)
-        if len(batch) > stats.max_batch_seen:
-            stats.max_batch_seen = len(batch)
+        stats.entries += entries
+        if entries > stats.max_batch_seen:
+            stats.max_batch_seen = entries
+
+        # One script call per tenant. Most flushes carry one tenant, whose batch
+        # needs no grouping.
+        writer = batch[0].writer
+        if all(item.writer is writer for item in batch):
+            groups = [(writer, batch, entries)]
+        else:
+            groups = _group(batch)
+        payload = b"".join(
+            [
+                writer.pack(
+                    [item.seen_keys for item in items],
+                    [item.entries for item in items],
+                    count,
+                )
+                for writer, items, count in groups
+            ]
+        )
+        stats.scripts += len(groups)
 
         started = time.perf_counter()
-        payload = b"".join([command for command, _, _ in batch])
         try:
             async with asyncio.timeout(self._flush_timeout):
                 protocol = await self._connection.get()
-                replies = await protocol.send(payload, len(batch))
+                replies = await protocol.send(payload, len(groups))
         except TimeoutError:
             # The entries may still reach the stream after this. The 503 makes the
             # provider retry, and the dedup script gives the retry the late entry's
@@ -175,7 +252,7 @@ class Batcher:
                 log.warning(
                     "flush.failed",
                     reason="timeout",
-                    batch_size=len(batch),
+                    batch_size=entries,
                     duration_ms=round((time.perf_counter() - started) * 1000, 1),
                     suppressed=suppressed,
                 )
@@ -188,30 +265,40 @@ class Batcher:
                 log.warning(
                     "flush.failed",
                     reason=str(exc),
-                    batch_size=len(batch),
+                    batch_size=entries,
                     suppressed=suppressed,
                 )
             return
 
-        scripts_missing = False
-        for (_, future, _), reply in zip(batch, replies, strict=True):
-            if isinstance(reply, hiredis.ReplyError):
-                stats.failed_entries += 1
-                scripts_missing |= str(reply).startswith("NOSCRIPT")
-                if not future.done():
-                    future.set_exception(WriteFailed(str(reply)))
-            elif not future.done():
-                future.set_result(reply)
-        if scripts_missing:
-            # Someone flushed the script cache; a new connection loads it again.
-            log.warning("flush.script_missing", batch_size=len(batch))
-            self._connection.drop()
+        for (_, items, count), reply in zip(groups, replies, strict=True):
+            if isinstance(reply, list) and len(reply) == 2 * count:
+                _deliver(items, reply)
+                continue
+            error = WriteFailed(
+                str(reply)
+                if isinstance(reply, hiredis.ReplyError)
+                else "unexpected reply to the ingest script"
+            )
+            self._fail(items, error)
+            if str(reply).startswith("NOSCRIPT"):
+                # Someone flushed the script cache; a new connection loads it again.
+                log.warning("flush.script_missing", batch_size=count)
+                self._connection.drop()
+            else:
+                suppressed = self._failures_logged.allow("rejected")
+                if suppressed is not None:
+                    log.warning(
+                        "flush.failed",
+                        reason=str(error),
+                        batch_size=count,
+                        suppressed=suppressed,
+                    )
 
     def _fail(self, batch: list[Waiting], exc: Exception) -> None:
-        self.stats.failed_entries += len(batch)
-        for _, future, _ in batch:
-            if not future.done():
-                future.set_exception(exc)
+        for item in batch:
+            self.stats.failed_entries += item.entry_count
+            if not item.future.done():
+                item.future.set_exception(exc)
 
     async def close(self, timeout: float) -> None:
         """Stop taking entries, flush what waits, and stop the flush task."""
@@ -223,10 +310,37 @@ class Batcher:
                     await self._task
             except TimeoutError:
                 self._task.cancel()
+                for task in self._in_flight:
+                    task.cancel()
         self._fail(list(self._waiting), RedisUnavailable("gateway shut down"))
         self._waiting.clear()
+        self._waiting_entries = 0
         self._connection.drop()
 
 
 def _failed(future: asyncio.Future[Any]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is not None
+
+
+def _group(batch: list[Waiting]) -> list[tuple[IngestWriter, list[Waiting], int]]:
+    groups: dict[IngestWriter, tuple[list[Waiting], list[int]]] = {}
+    for item in batch:
+        group = groups.get(item.writer)
+        if group is None:
+            group = groups[item.writer] = ([], [0])
+        group[0].append(item)
+        group[1][0] += item.entry_count
+    return [(writer, items, total[0]) for writer, (items, total) in groups.items()]
+
+
+def _deliver(items: list[Waiting], reply: list[Any]) -> None:
+    if len(items) == 1:
+        if not items[0].future.done():
+            items[0].future.set_result(reply)
+        return
+    offset = 0
+    for item in items:
+        end = offset + 2 * item.entry_count
+        if not item.future.done():
+            item.future.set_result(reply[offset:end])
+        offset = end

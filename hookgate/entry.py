@@ -26,9 +26,7 @@ Fields, in write order:
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
-import hiredis
 import msgspec
 
 ENTRY_VERSION = b"1"
@@ -140,87 +138,147 @@ def decode_entry(fields: dict[bytes, bytes]) -> IngestEntry:
     )
 
 
-# Replies of INGEST_SCRIPT, the first element of its two-element array.
+# Status of each entry in the reply of INGEST_SCRIPT.
 INGEST_DUPLICATE = 0
 INGEST_WRITTEN = 1
 INGEST_FULL = 2
 
-# Writes one entry unless its provider event id was seen within the window or the
-# stream is full. It runs as one atomic step, so two concurrent deliveries of one
-# event cannot both be written, and the length check costs no extra round trip.
-# KEYS: the ingest stream, the seen key. ARGV: window in seconds, event id, maximum
-# stream length (0 for none), then the entry's field/value pairs. Returns
-# {1, event id} when written, {0, original event id} for a repeat, and {2, ""} when
-# the stream already contains the maximum. A repeat gets its original event id even
-# when the stream is full, because it writes nothing. A full stream sets no seen
-# key, so the provider's retry is written once there is room.
+# Values each entry passes to INGEST_SCRIPT, after the shared ones.
+ENTRY_ARGS = 8
+
+# Writes a batch of entries to one tenant's ingest stream, each unless its provider
+# event id was seen within the window or the stream is full. One call per tenant and
+# flush: Redis pays the script's setup and the length check once per batch rather
+# than once per entry. Under load at 64 connections that took Redis's time per
+# entry from about 26 us to about 21 us; the rest goes to the commands themselves.
+#
+# The script runs as one atomic step, so two concurrent deliveries of one event
+# cannot both be written, also when both are in the same batch. KEYS: the ingest
+# stream, then one seen key per entry. ARGV: window in seconds, maximum stream
+# length (0 for none), tenant, then ENTRY_ARGS values per entry: event id, type,
+# source, provider, received_at, provider event id, headers, body. Returns two
+# values per entry: {1, event id} when written, {0, original event id} for a repeat,
+# {2, ""} when the stream already holds the maximum. A repeat gets its original event
+# id even when the stream is full, because it writes nothing. A full stream sets no
+# seen key, so the provider's retry is written once there is room.
+#
+# Scripts are not transactions: if a command fails, for example when Redis is out
+# of memory, the entries before it stay written while the whole batch is reported
+# as failed. Their requests get 503, and each retry finds its seen key and gets the
+# event id of the entry that was written.
 INGEST_SCRIPT = b"""
-local original = redis.call('GET', KEYS[2])
-if original then
-  return {0, original}
+local window = ARGV[1]
+local max_length = tonumber(ARGV[2])
+local tenant = ARGV[3]
+local length = 0
+if max_length > 0 then
+  length = redis.call('XLEN', KEYS[1])
 end
-local max_length = tonumber(ARGV[3])
-if max_length > 0 and redis.call('XLEN', KEYS[1]) >= max_length then
-  return {2, ''}
+local replies = {}
+for i = 1, #KEYS - 1 do
+  local seen = KEYS[i + 1]
+  local a = 3 + (i - 1) * 8
+  local event_id = ARGV[a + 1]
+  local original = redis.call('GET', seen)
+  if original then
+    replies[2 * i - 1] = 0
+    replies[2 * i] = original
+  elseif max_length > 0 and length >= max_length then
+    replies[2 * i - 1] = 2
+    replies[2 * i] = ''
+  else
+    redis.call('XADD', KEYS[1], '*', 'v', '1', 'event_id', event_id,
+      'type', ARGV[a + 2], 'tenant', tenant, 'source', ARGV[a + 3],
+      'provider', ARGV[a + 4], 'received_at', ARGV[a + 5],
+      'provider_event_id', ARGV[a + 6], 'headers', ARGV[a + 7],
+      'body', ARGV[a + 8])
+    redis.call('SET', seen, event_id, 'EX', window)
+    length = length + 1
+    replies[2 * i - 1] = 1
+    replies[2 * i] = event_id
+  end
 end
-redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
-return {1, ARGV[2]}
+return replies
 """
 INGEST_SCRIPT_SHA = hashlib.sha1(INGEST_SCRIPT).hexdigest().encode()
 
 
-def pack_ingest(
-    stream: bytes,
-    seen_key: bytes,
-    window_s: int,
+def bulk(value: bytes) -> bytes:
+    """Return ``value`` as a RESP bulk string."""
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+# The bulk strings of one entry but source and provider, which come pre-packed.
+_ENTRY_FORMAT = b"$%d\r\n%b\r\n$%d\r\n%b\r\n%b" + b"$%d\r\n%b\r\n" * 4
+
+
+def pack_entry(
     *,
-    max_length: int = 0,
-    event_id: str,
-    type: str,
-    tenant: str,
-    source: str,
-    provider: str,
-    received_at: str,
-    provider_event_id: str,
+    event_id: bytes,
+    type: bytes,
+    source_and_provider: bytes,
+    received_at: bytes,
+    provider_event_id: bytes,
     headers: bytes,
     body: bytes,
 ) -> bytes:
-    """Return the RESP bytes of the ``EVALSHA`` that writes one entry once.
+    """Return one entry's ``ENTRY_ARGS`` values for INGEST_SCRIPT, packed as RESP.
 
-    Redis must have :data:`INGEST_SCRIPT` loaded; the gateway loads it on every new
-    connection. ``max_length`` is the stream length at which the entry is rejected,
-    0 for no limit. The fields go in :data:`FIELDS` order.
+    ``source_and_provider`` is ``bulk(source) + bulk(provider)``, which a source
+    packs once. One ``%`` format builds the whole entry, which measured faster than
+    ``hiredis.pack_command`` over the same values.
     """
-    command: Any = (
-        b"EVALSHA",
-        INGEST_SCRIPT_SHA,
-        b"2",
-        stream,
-        seen_key,
-        window_s,
+    return _ENTRY_FORMAT % (
+        len(event_id),
         event_id,
-        max_length,
-        b"v",
-        ENTRY_VERSION,
-        b"event_id",
-        event_id,
-        b"type",
+        len(type),
         type,
-        b"tenant",
-        tenant,
-        b"source",
-        source,
-        b"provider",
-        provider,
-        b"received_at",
+        source_and_provider,
+        len(received_at),
         received_at,
-        b"provider_event_id",
+        len(provider_event_id),
         provider_event_id,
-        b"headers",
+        len(headers),
         headers,
-        b"body",
+        len(body),
         body,
     )
-    packed: bytes = hiredis.pack_command(command)
-    return packed
+
+
+class IngestWriter:
+    """Packs the waiting entries of one tenant into one INGEST_SCRIPT call.
+
+    The batcher groups a flush's entries by writer; see
+    :class:`hookgate.gateway.batcher.Batcher`.
+    """
+
+    __slots__ = ("_shared", "_stream", "tenant")
+
+    def __init__(self, tenant: str, stream: bytes, window_s: int, max_length: int):
+        self.tenant = tenant
+        self._stream = bulk(stream)
+        self._shared = (
+            bulk(str(window_s).encode())
+            + bulk(str(max_length).encode())
+            + bulk(tenant.encode())
+        )
+
+    def pack(self, seen_keys: list[bytes], entries: list[bytes], count: int) -> bytes:
+        """Return the ``EVALSHA`` that writes ``count`` entries.
+
+        ``seen_keys`` and ``entries`` hold packed bulk strings, each item covering
+        one or more entries in the same order.
+        """
+        numkeys = str(count + 1).encode()
+        # EVALSHA, sha and numkeys; the keys; the shared values; the entries' values.
+        arguments = 3 + (count + 1) + 3 + ENTRY_ARGS * count
+        return b"".join(
+            [
+                b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n$%d\r\n%b\r\n"
+                % (arguments, INGEST_SCRIPT_SHA, len(numkeys), numkeys),
+                self._stream,
+                *seen_keys,
+                self._shared,
+                *entries,
+            ]
+        )

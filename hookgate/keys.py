@@ -33,7 +33,12 @@ def seen_key(tenant: str, source: str, provider_event_id: str) -> str:
     Its value is the hookgate event id the first delivery got, so a repeated
     delivery gets the same id in its response.
     """
-    return f"{PREFIX}:{{{tenant}}}:seen:{source}:{provider_event_id}"
+    return seen_prefix(tenant, source) + provider_event_id
+
+
+def seen_prefix(tenant: str, source: str) -> str:
+    """Return what every seen key of one source starts with."""
+    return f"{PREFIX}:{{{tenant}}}:seen:{source}:"
 
 
 def published_key(tenant: str, event_id: str) -> str:
