@@ -45,6 +45,14 @@ class SignedRequest:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
 
 
+def _text(secret: str | bytes) -> str:
+    return secret.decode() if isinstance(secret, bytes) else secret
+
+
+def _bytes(secret: str | bytes) -> bytes:
+    return secret.encode() if isinstance(secret, str) else secret
+
+
 def _compact(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
@@ -54,11 +62,20 @@ def _unique_tag() -> str:
 
 
 class Standard:
-    """Standard Webhooks deliveries with 1 KB bodies, one webhook-id each."""
+    """Standard Webhooks deliveries with 1 KB bodies, one webhook-id each.
 
-    def __init__(self, source_id: str, secret: str, body_bytes: int = 1024) -> None:
+    ``secret`` is the ``whsec_`` string, or the key bytes it encodes, as
+    :attr:`hookgate.config.Source.secrets` holds them.
+    """
+
+    def __init__(
+        self, source_id: str, secret: str | bytes, body_bytes: int = 1024
+    ) -> None:
         self.path = f"/hooks/{source_id}"
-        self.key = base64.b64decode(secret.removeprefix("whsec_"))
+        if isinstance(secret, bytes):
+            self.key = secret
+        else:
+            self.key = base64.b64decode(secret.removeprefix("whsec_"))
         self.body = standard_event(body_bytes)
 
     def build(self) -> SignedRequest:
@@ -78,9 +95,9 @@ class Standard:
 class Graph:
     """Microsoft Graph change notification collections, each item distinct."""
 
-    def __init__(self, source_id: str, client_state: str) -> None:
+    def __init__(self, source_id: str, client_state: str | bytes) -> None:
         self.path = f"/hooks/{source_id}"
-        self.client_state = client_state
+        self.client_state = _text(client_state)
 
     def build(self, items: int) -> SignedRequest:
         tag = _unique_tag()
@@ -111,9 +128,9 @@ class Graph:
 class Gmail:
     """Gmail notifications in Pub/Sub push envelopes, authenticated by ``?token=``."""
 
-    def __init__(self, source_id: str, token: str) -> None:
+    def __init__(self, source_id: str, token: str | bytes) -> None:
         # Quoting keeps a token with reserved characters intact in the query.
-        self.path = f"/hooks/{source_id}?token={quote(token, safe='')}"
+        self.path = f"/hooks/{source_id}?token={quote(_text(token), safe='')}"
 
     def build(self) -> SignedRequest:
         history_id = int.from_bytes(os.urandom(4), "big")
@@ -135,9 +152,9 @@ class Gmail:
 class GitHub:
     """GitHub ``push`` deliveries with ``X-Hub-Signature-256``."""
 
-    def __init__(self, source_id: str, secret: str) -> None:
+    def __init__(self, source_id: str, secret: str | bytes) -> None:
         self.path = f"/hooks/{source_id}"
-        self.key = secret.encode()
+        self.key = _bytes(secret)
 
     def build(self) -> SignedRequest:
         body = _compact(
@@ -164,10 +181,10 @@ class GitHub:
 class Stripe:
     """Stripe events with one ``v1`` signature in ``Stripe-Signature``."""
 
-    def __init__(self, source_id: str, secret: str) -> None:
+    def __init__(self, source_id: str, secret: str | bytes) -> None:
         self.path = f"/hooks/{source_id}"
         # Stripe keys the HMAC with the whole whsec_ string, not its decoded bytes.
-        self.key = secret.encode()
+        self.key = _bytes(secret)
 
     def build(self) -> SignedRequest:
         body = _compact(
