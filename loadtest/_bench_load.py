@@ -1,9 +1,9 @@
 """What the bench sends: its gateway configuration, secrets and request pools.
 
 The bench's gateway has four sources. ``bench`` (Standard Webhooks), ``bench-graph``
-and ``bench-gmail`` belong to tenant ``bench`` and receive the wrk runs;
-``open`` (Standard Webhooks, tenant ``open``) receives only the open-model run, so
-its stream contains exactly that run's events. Nothing here sends traffic.
+and ``bench-gmail`` belong to tenant ``bench`` and receive the wrk runs. ``open``
+(Standard Webhooks, tenant ``open``) receives only the open-model run, so its
+stream contains exactly that run's events. Nothing here sends traffic.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,15 +246,16 @@ class MacroBench:
             raise HarnessError(
                 f"openload wrote no results; see {self.directory / 'openload.log'}"
             )
+
         document = json.loads(output.read_text())
         summary = document["summary"]
-        # The gateway answers 202 only after Redis confirmed the entry, so the
+        # The gateway responds 202 only after Redis confirmed the entry, so the
         # stream is complete once the last response arrived.
-        time.sleep(0.2)
         stored = stream_event_ids(redis_server.client, OPEN_STREAM)
         missing = [i for i in document["accepted_ids"] if i not in stored]
         summary["missing_events"] = len(missing)
         summary["missing_examples"] = missing[:5]
+
         self.results.runs["open"] = summary
         self.results.latencies_us = document["latencies_us"]
         failed = (

@@ -1,9 +1,10 @@
 """Servers the bench measures, and what it reads from them besides wrk's figures.
 
-Starts the bare baseline, ``hookgate serve`` (optionally with tracing), and the
-FastAPI peer, each pinned like the other load tests; reads the gateway's flush
-and accept counters from ``/metrics``; and runs a local OTLP/HTTP sink that takes
-the spans of the tracing runs and discards them. Everything listens on 127.0.0.1.
+This module starts the bare baseline, ``hookgate serve`` (optionally with
+tracing) and the FastAPI peer, each pinned like the other load tests. It reads
+the gateway's flush and accept counters from ``/metrics``, and runs a local
+OTLP/HTTP sink that takes the spans of the tracing runs and discards them.
+Everything listens on 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
 """Signed requests of each provider, as the load generators send them.
 
 Every builder returns a :class:`SignedRequest` that carries its own provider
-event id, so no two requests of one run are deduplicated into one event. The
-signing follows each provider's scheme as the gateway checks it: Standard
-Webhooks (base64 HMAC-SHA256 of ``id.timestamp.body``), GitHub (hex HMAC-SHA256 of
-the body), Stripe (hex HMAC-SHA256 of ``t.body`` keyed by the whole ``whsec_``
-string), Graph (``clientState`` in each item) and Gmail Pub/Sub push (the token in
-the query string). Nothing here sends traffic.
+event id, so no two requests of one run are deduplicated into one event. Each
+builder signs as its provider does and the gateway checks:
+
+- Standard Webhooks: base64 HMAC-SHA256 of ``id.timestamp.body``;
+- GitHub: hex HMAC-SHA256 of the body;
+- Stripe: hex HMAC-SHA256 of ``t.body``, keyed by the whole ``whsec_`` string;
+- Graph: the ``clientState`` in each item;
+- Gmail Pub/Sub push: the token in the query string.
+
+Nothing here sends traffic.
 """
 
 from __future__ import annotations
@@ -64,8 +68,8 @@ def _unique_tag() -> str:
 class Standard:
     """Standard Webhooks deliveries with 1 KB bodies, one webhook-id each.
 
-    ``secret`` is the ``whsec_`` string, or the key bytes it encodes, as
-    :attr:`hookgate.config.Source.secrets` holds them.
+    ``secret`` is the ``whsec_`` string, or the key bytes it encodes, which is
+    the form :attr:`hookgate.config.Source.secrets` stores.
     """
 
     def __init__(

@@ -2,8 +2,8 @@
 
 This is what a first version of a webhook receiver often looks like: one uvicorn
 worker on uvloop (with httptools when it is installed), a FastAPI route that reads
-the body, writes it to a stream with one redis-py asyncio ``XADD`` and answers 202
-with a JSON body. It verifies nothing and batches nothing, so it does less per
+the body, writes it to a stream with one redis-py asyncio ``XADD`` and responds
+202 with a JSON body. It verifies nothing and batches nothing, so it does less per
 request than hookgate, but pays one Redis round trip per request. The bench
 compares hookgate's accepted rate with this peer's.
 

@@ -11,9 +11,10 @@ Environment:
 
 ``HOOKGATE_CONFIG``
     The gateway's TOML file (required). Each user signs with the first unexpired
-    secret of a source of its provider, read from the environment variables that
-    the file names in ``secret_env`` and ``secrets``, exactly as the gateway reads
-    them; so export those too (``source .data/run.env`` after ``scripts/run``).
+    secret of a source of its provider. The secrets come from the environment
+    variables that the file names in ``secret_env`` and ``secrets``, as the
+    gateway reads them, so export those too (``source .data/run.env`` after
+    ``scripts/run``).
 ``HOOKGATE_LOCUST_SOURCE_<PROVIDER>``
     The source id to send to for one provider, e.g.
     ``HOOKGATE_LOCUST_SOURCE_GRAPH=acme-outlook``; by default the first source of

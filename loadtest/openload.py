@@ -41,10 +41,10 @@ from hookgate.loadtest._requests import new_secret
 
 # The dispatcher yields to the event loop between sends and wakes again at once
 # when the next request is due within SPIN_S; only longer gaps sleep. On a KVM
-# guest, a core that halts in epoll_wait takes a millisecond or more to wake, and
-# uvloop's timers have millisecond resolution, so sleeping between sends delayed
-# them by 1 to 6 ms (measured against loadtest/bare.py at 5,000 requests per
-# second). The price is that the generator keeps its core busy for the whole run.
+# guest, a core that halts in epoll_wait takes a millisecond or more to wake.
+# uvloop's timers also have millisecond resolution. Sleeping between sends
+# therefore delayed them by 1 to 6 ms, measured against loadtest/bare.py at 5,000
+# requests per second. The price is that the generator keeps its core busy.
 SPIN_S = 0.002
 # A send later than this after its scheduled time counts as a missed schedule.
 LATE_AFTER_S = 0.001
