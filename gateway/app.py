@@ -247,9 +247,11 @@ class Gateway:
                 received_at_ms=time.time_ns() // 1_000_000,
             )
             outcome = route.accept(incoming, route.source, self.settings)
-            if not isinstance(outcome, list | DirectReply):
+            # Most providers answer with a list at once; OIDC and Graph sources
+            # may return a coroutine, as they can wait for keys.
+            if type(outcome) is not list and not isinstance(outcome, DirectReply):
                 outcome = await outcome
-            if isinstance(outcome, DirectReply):
+            if type(outcome) is DirectReply:
                 # nosniff: the body echoes client input, so a browser must never
                 # render it as anything but text.
                 headers_out = [
