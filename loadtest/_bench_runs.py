@@ -148,13 +148,21 @@ class MacroBench:
         return self.results
 
     def _step(self, name: str, action: Callable[[], None]) -> None:
-        wanted = {"hookgate": {"hookgate", "mix", "open"}}.get(name, {name})
+        # The mix and the open-model run use the hookgate step's gateway, and the
+        # open and tracing runs compare with its rate, so they bring it along.
+        wanted = {"hookgate": {"hookgate", "mix", "open", "tracing"}}.get(name, {name})
         if not wanted & self.steps:
             return
         print(f"bench: {name}", flush=True)
         try:
             action()
-        except (HarnessError, OSError, redis.RedisError, RuntimeError) as exc:
+        except (
+            HarnessError,
+            OSError,
+            redis.RedisError,
+            RuntimeError,
+            subprocess.SubprocessError,
+        ) as exc:
             self.results.errors.append(f"{name}: {exc}")
             print(f"bench: {name} failed: {exc}", file=sys.stderr, flush=True)
 
@@ -187,7 +195,7 @@ class MacroBench:
     def _hookgate(self, redis_server: RedisServer) -> None:
         gateway = self._gateway("hookgate", {})
         try:
-            if self.steps & {"hookgate", "open"}:
+            if self.steps & {"hookgate", "open", "tracing"}:
                 before = servers.scrape_counters(gateway.port)
                 self._measure("hookgate", gateway)
                 after = servers.scrape_counters(gateway.port)

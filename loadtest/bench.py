@@ -8,16 +8,16 @@ Steps, each optional with ``--only``:
   gateway's flush and accept counters read before and after;
 - ``mix``: the same gateway with Standard Webhooks, Graph collections of 1 to 50
   items and Gmail pushes;
-- ``open``: the open-model run at half of hookgate's measured rate (needs
-  ``hookgate``, which it then runs too);
+- ``open``: the open-model run at half of hookgate's measured rate;
 - ``tracing``: hookgate with tracing at the default sampler and at 10%;
 - ``fastapi``: the FastAPI peer of :mod:`hookgate.loadtest.fastapi_peer`.
 
-The bench writes ``results.json``, ``report.md`` and PNG plots into the output
-folder, prints each budget entry's outcome, and returns 1 when an entry that is
-not informational missed, 2 when a step failed. It loads only 127.0.0.1, runs
-a private redis-server on a free port, and stops every process it started by
-PID, also on Ctrl-C and SIGTERM.
+``open`` and ``tracing`` compare with the ``hookgate`` step, so either one runs
+that step too. The bench writes ``results.json``, ``report.md`` and PNG plots into
+the output folder, prints each budget entry's outcome, and returns 1 when an
+entry that is not informational missed, 2 when a step failed. It loads only
+127.0.0.1 and runs a private redis-server on a free port. It stops every process
+it started by PID, also on Ctrl-C and SIGTERM.
 """
 
 from __future__ import annotations
