@@ -66,7 +66,7 @@ MAX_DELIVERIES = 3
 MAX_IN_FLIGHT = 64
 # Spans of the timeline in shares of the load's length.
 STOPPED, OUTAGE, STALLS = (0.1, 0.22), (0.33, 0.55), (0.7, 0.8)
-STALL_MS = 300
+STALL_MS = 500
 JSON = {"content-type": "application/json"}
 
 
@@ -263,6 +263,8 @@ scrape_configs:
     stopped, outage = timeline.span(STOPPED), timeline.span(OUTAGE)
     stalls = timeline.span(STALLS)
 
+    jitter = random.Random(11)
+
     def each_second(second: int) -> None:
         if second % 6 == 3:
             # Entries with an unknown entry version, as a newer gateway might
@@ -278,8 +280,11 @@ scrape_configs:
         if second == outage[1]:
             client.delete(events_stream("globex"))
         if stalls[0] <= second <= stalls[1]:
-            # The pause holds this client's later writes too, so it comes last.
-            client.client_pause(STALL_MS, all=False)
+            # A random start within the second, because pauses on whole seconds
+            # keep one phase against the 1 s scrapes and may never be scraped.
+            delay = jitter.random()
+            loop = asyncio.get_running_loop()
+            loop.call_later(delay, lambda: client.client_pause(STALL_MS, all=False))
 
     requests = Requests(secrets)
     started = time.time()

@@ -196,10 +196,11 @@ def draw(
         # Room below the plot for the time labels and the legend rows.
         below = 26 + 16 * legend_rows
         axes = figure.add_axes(
-            box(left + 76, top + 32, width - 92, height - 40 - below)
+            box(left + 76, top + 32, width - 112, height - 40 - below)
         )
         axes.grid(True, color="#e6e8ea", linewidth=0.8)
         axes.tick_params(labelsize=8, colors="#464c54", length=0)
+        axes.tick_params(axis="x", pad=7)
         for spine in axes.spines.values():
             spine.set_visible(False)
         for index, line in enumerate(series):
