@@ -31,6 +31,7 @@ from hookgate.loadtest._bench_load import (
 from hookgate.loadtest._harness import (
     HOST,
     SECRET_VARIABLE,
+    STREAM,
     Context,
     HarnessError,
     RedisServer,
@@ -187,6 +188,9 @@ class MacroBench:
 
     def _gateway(self, name: str, env: dict[str, str]) -> servers.Server:
         assert self.redis is not None
+        # Each configuration starts from an empty stream, so the runs together
+        # never reach max_stream_length, past which the gateway responds with 429.
+        self.redis.client.delete(STREAM)
         env = {"REDIS_URL": self.redis.url, **self.secrets.environment(), **env}
         return servers.start_gateway(
             name, self.config, env, self.processes, self.placement, self.directory
