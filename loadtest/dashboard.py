@@ -194,7 +194,7 @@ def draw(
         frame.text(0.008, 0.975, panel.title, transform=frame.transAxes, **TITLE)
 
         # Room below the plot for the time labels and the legend rows.
-        below = 26 + 16 * legend_rows
+        below = 30 + 19 * legend_rows
         axes = figure.add_axes(
             box(left + 76, top + 32, width - 112, height - 40 - below)
         )
