@@ -143,6 +143,8 @@ def write_report_md(path: Path, document: dict[str, Any]) -> None:
             f" events missing from the stream {open_run['missing_events']}",
             f"- missed schedule: {open_run['late_sends']} sent late by the generator,"
             f" {open_run['queued']} waited for a free connection",
+            f"- CPU that no process of the bench used:"
+            f" {_percent(open_run.get('foreign_cpu_percent'))} of a core",
         ]
     if document["errors"]:
         lines += ["", "## Errors", "", *[f"- {error}" for error in document["errors"]]]
