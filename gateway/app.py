@@ -248,10 +248,11 @@ class Gateway:
             )
             outcome = route.accept(incoming, route.source, self.settings)
             # Most providers answer with a list at once; OIDC and Graph sources
-            # may return a coroutine, as they can wait for keys.
-            if type(outcome) is not list and not isinstance(outcome, DirectReply):
+            # may return a coroutine, as they can wait for keys. Testing for a
+            # list first spares most requests the other checks.
+            if not isinstance(outcome, list) and not isinstance(outcome, DirectReply):
                 outcome = await outcome
-            if type(outcome) is DirectReply:
+            if isinstance(outcome, DirectReply):
                 # nosniff: the body echoes client input, so a browser must never
                 # render it as anything but text.
                 headers_out = [
