@@ -22,6 +22,7 @@ it started by PID, also on Ctrl-C and SIGTERM.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import time
@@ -30,8 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from hookgate.loadtest._bench_micro import MicroError, micro_metrics, run_micro
 from hookgate.loadtest._bench_report import (
+    LATENCY_PNG,
+    THROUGHPUT_PNG,
     verdicts_json,
     write_plots,
     write_report_md,
@@ -43,7 +48,7 @@ from hookgate.loadtest._budget import (
     evaluate,
     load_budget,
 )
-from hookgate.loadtest._harness import exit_on_sigterm
+from hookgate.loadtest._harness import HarnessError, exit_on_sigterm
 from hookgate.loadtest._processes import ProcessGroup, plan_placement
 from hookgate.loadtest._report import code_state, machine_facts, tool_versions
 
@@ -51,6 +56,7 @@ STEPS = ("micro", "bare", "hookgate", "mix", "open", "tracing", "fastapi")
 SLOWDOWNS = ("no-batching",)
 FULL = Durations(warmup_s=3, measured_s=10, open_s=15)
 SHORT = Durations(warmup_s=2, measured_s=5, open_s=5)
+OUTPUTS = ("results.json", "report.md", "micro.json", THROUGHPUT_PNG, LATENCY_PNG)
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,11 @@ def run_bench(options: BenchOptions) -> int:
     max_batch = 1 if options.slowdown == "no-batching" else None
     out = options.out.resolve()
     work = out / "work"
-    work.mkdir(parents=True, exist_ok=True)
+    # A previous run's files would pass for this run's, so they go first.
+    shutil.rmtree(work, ignore_errors=True)
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+    work.mkdir(parents=True)
     placement = plan_placement()
     started = time.monotonic()
     started_at = datetime.now(tz=UTC).isoformat(timespec="seconds")
@@ -119,11 +129,15 @@ def run_bench(options: BenchOptions) -> int:
             macro = MacroBench(
                 macro_steps, durations, max_batch, work, placement, processes
             )
-            results = macro.run()
-            metrics.update(results.metrics)
-            runs.update(results.runs)
-            errors += results.errors
-            latencies = results.latencies_us
+            try:
+                results = macro.run()
+            except (HarnessError, OSError, redis.RedisError) as exc:
+                errors.append(f"redis-server: {exc}")
+            else:
+                metrics.update(results.metrics)
+                runs.update(results.runs)
+                errors += results.errors
+                latencies = results.latencies_us
     except KeyboardInterrupt:
         print("interrupted; stopping every process started", file=sys.stderr)
         return 130
