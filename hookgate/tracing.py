@@ -10,6 +10,10 @@ A trace crosses the ingest stream in the entry's ``headers`` JSON: the gateway
 replaces the request's ``traceparent`` (and ``tracestate``) with the context of its
 server span, and the consumer's span continues that context.
 
+With an exporter on and ``OTEL_TRACES_SAMPLER`` unset, the sampler is
+parent-based with a trace-id ratio of :data:`DEFAULT_SAMPLER_RATIO` for new
+traces (:func:`default_sampler`), not the SDK's ``parentbased_always_on``.
+
 The gateway consults the sampler about a request before it creates any span
 (:func:`sample_request`). An unsampled request then creates no span at all, but
 its entry still gets a ``traceparent`` with the sampled flag clear, so the
@@ -40,7 +44,11 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBasedTraceIdRatio,
+    Sampler,
+)
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -58,6 +66,9 @@ log = structlog.get_logger("hookgate.tracing")
 
 # Read by the hot path once per request; True only after configure() or enable().
 ENABLED = False
+
+# The ratio of new traces that the default sampler keeps.
+DEFAULT_SAMPLER_RATIO = 0.01
 
 _tracer: trace.Tracer = trace.NoOpTracer()
 # The SDK tracer's sampler and id generator, which sample_request consults before
@@ -123,13 +134,37 @@ def _otlp_exporter() -> SpanExporter:
     return HttpExporter()
 
 
+def default_sampler() -> Sampler:
+    """Return hookgate's sampler for when ``OTEL_TRACES_SAMPLER`` is unset.
+
+    It follows the sampled flag of an incoming ``traceparent`` and keeps
+    :data:`DEFAULT_SAMPLER_RATIO` of new traces, chosen by trace id.
+    """
+    return ParentBasedTraceIdRatio(DEFAULT_SAMPLER_RATIO)
+
+
+def _configured_sampler() -> Sampler | None:
+    # None lets the SDK's TracerProvider read OTEL_TRACES_SAMPLER and
+    # OTEL_TRACES_SAMPLER_ARG. An empty value counts as unset, as the
+    # OpenTelemetry specification requires of every variable.
+    if os.environ.get("OTEL_TRACES_SAMPLER", "").strip():
+        return None
+    if os.environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip():
+        log.warning(
+            "tracing.sampler_arg_ignored",
+            reason="OTEL_TRACES_SAMPLER_ARG applies only to the sampler that"
+            " OTEL_TRACES_SAMPLER names; set both to change the ratio",
+        )
+    return default_sampler()
+
+
 def configure(service_name: str) -> bool:
     """Install a tracer provider built from the ``OTEL_*`` variables.
 
     ``OTEL_TRACES_EXPORTER`` is a comma-separated list of ``otlp``, ``console``
-    and ``none`` (the default). The sampler comes from ``OTEL_TRACES_SAMPLER`` and
-    ``OTEL_TRACES_SAMPLER_ARG``, read by the SDK's :class:`TracerProvider`; its
-    default, ``parentbased_always_on``, follows an incoming ``traceparent``.
+    and ``none`` (the default). When ``OTEL_TRACES_SAMPLER`` is set, the SDK's
+    :class:`TracerProvider` builds the sampler from it and
+    ``OTEL_TRACES_SAMPLER_ARG``; otherwise the sampler is :func:`default_sampler`.
     Returns whether tracing is on. Raises :class:`TracingConfigError` for an
     unknown exporter or OTLP protocol.
     """
@@ -140,14 +175,18 @@ def configure(service_name: str) -> bool:
     resource = Resource.create(
         {SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service_name)}
     )
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, sampler=_configured_sampler())
     for name in names:
         if name == "otlp":
             provider.add_span_processor(BatchSpanProcessor(_otlp_exporter()))
         else:
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     enable(provider)
-    log.info("tracing.configured", exporters=names)
+    log.info(
+        "tracing.configured",
+        exporters=names,
+        sampler=provider.sampler.get_description(),
+    )
     return True
 
 
