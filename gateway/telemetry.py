@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import hiredis
-from opentelemetry import context as otel_context
 
 from hookgate import keys, metrics, tracing
 from hookgate.config import Config
@@ -60,21 +59,18 @@ async def traced_ingest(
     """Run ``ingest`` inside the request's server span, if the sampler keeps it.
 
     The span's parent is the request's ``traceparent``, when one is present. A
-    request that the sampler drops runs without a span, in the unsampled context
-    that :func:`hookgate.tracing.sample_request` returns, which its entry's
-    ``traceparent`` then carries.
+    request that the sampler drops runs without a span or OpenTelemetry context.
+    Its entries get the unsampled headers that
+    :func:`hookgate.tracing.sample_request` chose, through
+    :data:`hookgate.tracing.dropped_trace_headers`.
     """
-    headers = scope.headers
-    carrier = {
-        name: value for name in TRACE_FIELDS if (value := headers.get(name)) is not None
-    }
-    sampling = tracing.sample_request(scope.method, carrier)
+    sampling = tracing.sample_request(scope.method, scope.headers)
     if not sampling.recording:
-        token = otel_context.attach(sampling.context)
+        token = tracing.dropped_trace_headers.set(sampling.dropped_headers)
         try:
             await ingest(scope, protocol, source_id)
         finally:
-            otel_context.detach(token)
+            tracing.dropped_trace_headers.reset(token)
         return
 
     route = routes.get(source_id)
@@ -89,13 +85,14 @@ def entry_headers(headers: dict[str, str]) -> dict[str, str]:
     """Return ``headers`` with the trace context of the current server span.
 
     The incoming ``traceparent`` names the provider's span, so the consumer would
-    otherwise skip the gateway's span in the trace.
+    otherwise skip the gateway's span in the trace. In a request that the sampler
+    dropped, the context is the unsampled one that it chose instead.
     """
-    without_trace = {
-        name: value for name, value in headers.items() if name not in TRACE_FIELDS
-    }
-    without_trace.update(tracing.current_trace_headers())
-    return without_trace
+    if "traceparent" in headers or "tracestate" in headers:
+        headers = {
+            name: value for name, value in headers.items() if name not in TRACE_FIELDS
+        }
+    return {**headers, **tracing.current_trace_headers()}
 
 
 def _field(reply: list[Any], name: bytes) -> Any:

@@ -4,10 +4,16 @@ Each benchmark runs :func:`~hookgate.gateway.telemetry.traced_ingest` around a s
 ingest that does only what the gateway's ingest does for tracing: with tracing on,
 it rewrites the entry's headers with the current trace context and reads the span
 context that the batcher links. The baseline calls the stub with tracing off, as
-the gateway does. ``dropped by the tracer`` is the path that every unsampled
-request took before the gateway consulted the sampler first: the SDK's tracer
-decided, and returned a non-recording span. The sampled benchmark ends its spans
-into a processor that drops them, so it times span creation but no export.
+the gateway does.
+
+The dropped benchmarks use the parent-based ratio sampler at 0, for which the
+gateway decides without calling the sampler, as it does for hookgate's default
+sampler. ``test_unsampled_called_sampler`` drops with ``traceidratio`` at 0,
+which the gateway calls per request. ``test_dropped_by_tracer`` is the path that
+every unsampled request took before the gateway decided first: the SDK's tracer
+decided, and returned a non-recording span. The sampled benchmarks use
+``parentbased_always_on``, as ``OTEL_TRACES_SAMPLER`` sets it, and end their spans
+into a processor that drops them, so they time span creation but no export.
 """
 
 from __future__ import annotations
@@ -17,7 +23,12 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBasedTraceIdRatio
+from opentelemetry.sdk.trace.sampling import (
+    DEFAULT_ON,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    TraceIdRatioBased,
+)
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from hookgate import tracing
@@ -30,6 +41,7 @@ HEADERS = {
     "content-type": "application/json",
 }
 UNSAMPLED_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+SAMPLED_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 pytestmark = pytest.mark.benchmark(group="tracing of one request")
 
@@ -70,7 +82,7 @@ async def ingest_before_sampling_first(
     carrier = (
         {"traceparent": value} if (value := scope.headers.get("traceparent")) else {}
     )
-    sampling = tracing.RequestSampling(True, tracing.extract(carrier), 0)
+    sampling = tracing.RequestSampling(True, tracing.extract(carrier), 0, None)
     recorder = RecordingProtocol(protocol)
     with tracing.server_span(scope.method, None, source_id, sampling) as span:
         await ingest(scope, recorder, source_id)
@@ -95,18 +107,31 @@ def run_request(
     raise AssertionError("the stub ingest suspended")
 
 
+def enable_sampler(sampler: Sampler) -> None:
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(DroppingProcessor())
+    tracing.enable(provider)
+
+
 @pytest.fixture
 def ratio_zero() -> Iterator[None]:
-    tracing.enable(TracerProvider(sampler=ParentBasedTraceIdRatio(0.0)))
+    enable_sampler(ParentBasedTraceIdRatio(0.0))
+    assert tracing.decides_without_sampler()
+    yield
+    tracing.disable()
+
+
+@pytest.fixture
+def called_ratio_zero() -> Iterator[None]:
+    enable_sampler(TraceIdRatioBased(0.0))
+    assert not tracing.decides_without_sampler()
     yield
     tracing.disable()
 
 
 @pytest.fixture
 def always_on() -> Iterator[None]:
-    provider = TracerProvider(sampler=ALWAYS_ON)
-    provider.add_span_processor(DroppingProcessor())
-    tracing.enable(provider)
+    enable_sampler(DEFAULT_ON)
     yield
     tracing.disable()
 
@@ -130,6 +155,14 @@ def test_unsampled_parent(benchmark: BenchmarkFixture, ratio_zero: None) -> None
     assert protocol.status == 202
 
 
+def test_unsampled_called_sampler(
+    benchmark: BenchmarkFixture, called_ratio_zero: None
+) -> None:
+    protocol = Protocol()
+    benchmark(run_request, traced_ingest, Scope(dict(HEADERS)), protocol)
+    assert protocol.status == 202
+
+
 def test_dropped_by_tracer(benchmark: BenchmarkFixture, ratio_zero: None) -> None:
     protocol = Protocol()
     scope = Scope(dict(HEADERS))
@@ -140,4 +173,11 @@ def test_dropped_by_tracer(benchmark: BenchmarkFixture, ratio_zero: None) -> Non
 def test_sampled(benchmark: BenchmarkFixture, always_on: None) -> None:
     protocol = Protocol()
     benchmark(run_request, traced_ingest, Scope(dict(HEADERS)), protocol)
+    assert protocol.status == 202
+
+
+def test_sampled_parent(benchmark: BenchmarkFixture, always_on: None) -> None:
+    protocol = Protocol()
+    scope = Scope({**HEADERS, "traceparent": SAMPLED_PARENT})
+    benchmark(run_request, traced_ingest, scope, protocol)
     assert protocol.status == 202

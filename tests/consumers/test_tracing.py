@@ -548,6 +548,56 @@ class TestSampling:
         (server,) = spans_of_kind(exporter, SpanKind.SERVER)
         assert server.context.trace_id == kept_trace_id
 
+    async def test_dropped_parent_entry_keeps_tracestate(
+        self,
+        ratio_zero: InMemorySpanExporter,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """A dropped request's entry carries the provider's tracestate on."""
+        body = standard_webhook_body()
+        headers = standard_headers(
+            body, msg_id=f"msg_{uuid.uuid4().hex}", secret=SECRET
+        )
+        headers["traceparent"] = UNSAMPLED_TRACEPARENT
+        headers["tracestate"] = "vendor=value"
+        headers["content-length"] = str(len(body))
+        protocol = FakeProtocol(body)
+        await gateway.__rsgi__(FakeScope(f"/hooks/{tenant}-src", headers), protocol)
+
+        assert protocol.status == 202
+        written = await entry_headers(redis, tenant)
+        trace_id, span_id, flags = parse_traceparent(written["traceparent"])
+        assert trace_id == INCOMING_TRACE_ID
+        assert span_id != "00f067aa0ba902b7"
+        assert flags == 0
+        assert written["tracestate"] == "vendor=value"
+
+    async def test_called_sampler_drops_without_span(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        gateway: Gateway,
+        redis: Redis,
+        tenant: str,
+    ) -> None:
+        """A sampler the gateway calls per request also drops before any span."""
+        exporter = enable_sampler(TraceIdRatioBased(0.0))
+        try:
+            assert not tracing.decides_without_sampler()
+            started = record_started_spans(monkeypatch)
+
+            protocol = await post_webhook(gateway, tenant, traceparent=None)
+        finally:
+            tracing.disable()
+
+        assert protocol.status == 202
+        assert started == []
+        assert exporter.get_finished_spans() == ()
+        headers = await entry_headers(redis, tenant)
+        _, _, flags = parse_traceparent(headers["traceparent"])
+        assert flags & 0x01 == 0
+
     async def test_sampler_read_from_environment(
         self,
         monkeypatch: pytest.MonkeyPatch,
