@@ -53,6 +53,8 @@ JSON = [("content-type", "application/json")]
 
 _encode = msgspec.json.Encoder().encode
 
+GC_YOUNG_THRESHOLD = 20_000
+
 
 class Accepted(msgspec.Struct):
     event_id: str
@@ -111,6 +113,7 @@ class Gateway:
             scripts=(entry.INGEST_SCRIPT,),
         )
         self.batcher: Batcher | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.deadlines = Deadlines(self.settings.body_timeout_s)
         self.new_event_id = EventIds()
         self.retry_after = str(self.settings.retry_after_s)
@@ -124,6 +127,7 @@ class Gateway:
 
     # Granian calls these two around the worker's lifetime, on its event loop.
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.batcher = Batcher(
             self.connection,
             max_pending=self.settings.max_pending,
@@ -141,6 +145,11 @@ class Gateway:
         # collection, which a profile showed at about 6 % of worker time.
         gc.collect()
         gc.freeze()
+        # A request's objects die by reference counting, but the 64 or so requests
+        # in flight keep enough of them alive that the default threshold of 700
+        # ran a young collection every few dozen requests. Counted with callgrind,
+        # this threshold saves about 1.6 % of the worker's instructions.
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         log.info(
             "gateway.started",
             pid=os.getpid(),
@@ -222,7 +231,9 @@ class Gateway:
 
         try:
             headers = scope.headers
-            task = asyncio.current_task()
+            # With the loop given, current_task() skips get_running_loop() and
+            # its getpid() system call.
+            task = asyncio.current_task(self.loop)
             self.deadlines.watch(task)
             try:
                 raw_body = await self._read_body(scope, protocol)
