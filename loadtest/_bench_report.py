@@ -20,8 +20,8 @@ CONFIGURATIONS = [
     ("bare", "bare Granian (202, no work)"),
     ("hookgate", "hookgate, Standard 1 KB"),
     ("hookgate_mix", "hookgate, realistic mix"),
-    ("tracing_default", "hookgate, tracing default sampler"),
-    ("tracing_ratio_0_1", "hookgate, tracing 10% sampler"),
+    ("tracing_default", "hookgate, tracing default sampler (1%)"),
+    ("tracing_always_on", "hookgate, tracing every request"),
     ("fastapi", "FastAPI + one XADD"),
 ]
 

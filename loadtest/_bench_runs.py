@@ -48,7 +48,7 @@ RAW_SCRIPT = Path(__file__).resolve().parent / "wrk" / "raw_requests.lua"
 MIX_WARMUP_RATE_GUESS = 20_000
 CONNECTIONS = 64
 OPEN_TIMEOUT_S = 120
-TRACING_RATIO = 0.1
+TRACING_ALWAYS_ON = "parentbased_always_on"
 
 
 @dataclass
@@ -299,11 +299,11 @@ class MacroBench:
         if "hookgate" not in self.results.runs:
             raise HarnessError("the tracing runs compare with the hookgate run")
         with servers.OtlpSink() as sink:
-            for name, ratio in (
+            for name, sampler in (
                 ("tracing_default", None),
-                ("tracing_ratio_0_1", TRACING_RATIO),
+                ("tracing_always_on", TRACING_ALWAYS_ON),
             ):
-                env = servers.tracing_env(sink.endpoint, ratio)
+                env = servers.tracing_env(sink.endpoint, sampler)
                 gateway = self._gateway(name, env)
                 try:
                     self._measure(name, gateway)
@@ -334,7 +334,7 @@ class MacroBench:
             metrics["ratio.hookgate_vs_fastapi"] = (
                 hookgate / metrics["throughput.fastapi"]
             )
-        for name in ("default", "ratio_0_1"):
+        for name in ("default", "always_on"):
             traced = metrics.get(f"throughput.tracing_{name}")
             if traced is not None:
                 metrics[f"tracing.loss_{name}"] = 1 - traced / hookgate

@@ -166,17 +166,17 @@ class OtlpSink(http.server.ThreadingHTTPServer):
         self.server_close()
 
 
-def tracing_env(endpoint: str, ratio: float | None) -> dict[str, str]:
+def tracing_env(endpoint: str, sampler: str | None) -> dict[str, str]:
     """Return the variables that turn tracing on, exporting to ``endpoint``.
 
-    ``ratio`` None keeps the SDK's default sampler (parentbased_always_on).
+    ``sampler`` becomes ``OTEL_TRACES_SAMPLER``. None leaves that unset, so
+    hookgate uses its default sampler (parent-based, trace-id ratio 0.01).
     """
     env = {
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
     }
-    if ratio is not None:
-        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
-        env["OTEL_TRACES_SAMPLER_ARG"] = str(ratio)
+    if sampler is not None:
+        env["OTEL_TRACES_SAMPLER"] = sampler
     return env

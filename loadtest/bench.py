@@ -9,7 +9,7 @@ Steps, each optional with ``--only``:
 - ``mix``: the same gateway with Standard Webhooks, Graph collections of 1 to 50
   items and Gmail pushes;
 - ``open``: the open-model run at half of hookgate's measured rate;
-- ``tracing``: hookgate with tracing at the default sampler and at 10%;
+- ``tracing``: hookgate with tracing at the default sampler (1%) and at 100%;
 - ``fastapi``: the FastAPI peer of :mod:`hookgate.loadtest.fastapi_peer`.
 
 ``open`` and ``tracing`` compare with the ``hookgate`` step, so either one runs
