@@ -179,9 +179,15 @@ def matches_any(offered: bytes, secrets: tuple[bytes, ...]) -> bool:
     return matched
 
 
-def kept_headers(headers: Headers, names: tuple[str, ...]) -> dict[str, str]:
-    """Return the named headers that are present, for the entry's headers field."""
-    kept = {}
+def kept_headers(
+    headers: Headers, names: tuple[str, ...], known: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Return the named headers that are present, for the entry's headers field.
+
+    ``known`` holds headers the caller has already read; they come first, and each
+    header read here costs a call into the server.
+    """
+    kept = {} if known is None else known
     for name in names:
         value = headers.get(name)
         if value is not None:

@@ -24,7 +24,6 @@ from hookgate.gateway.providers import (
 )
 
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
-KEPT_HEADERS = SIGNATURE_HEADERS + TRACE_HEADERS
 
 # Largest webhook-id kept; the spec's ids are short, and this one goes into Redis.
 MAX_ID_LENGTH = 256
@@ -106,7 +105,15 @@ def accept(
         EventDraft(
             type=entry.STANDARD_WEBHOOK,
             provider_event_id=msg_id,
-            headers=kept_headers(headers, KEPT_HEADERS),
+            headers=kept_headers(
+                headers,
+                TRACE_HEADERS,
+                {
+                    "webhook-id": msg_id,
+                    "webhook-timestamp": timestamp,
+                    "webhook-signature": signatures,
+                },
+            ),
             body=incoming.body,
         )
     ]
