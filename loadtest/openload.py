@@ -39,13 +39,14 @@ import uvloop
 from hookgate.loadtest._providers import Standard
 from hookgate.loadtest._requests import new_secret
 
-# The dispatcher yields to the event loop between sends and wakes again at once
-# when the next request is due within SPIN_S; only longer gaps sleep. On a KVM
-# guest, a core that halts in epoll_wait takes a millisecond or more to wake.
-# uvloop's timers also have millisecond resolution. Sleeping between sends
-# therefore delayed them by 1 to 6 ms, measured against loadtest/bare.py at 5,000
-# requests per second. The price is that the generator keeps its core busy.
-SPIN_S = 0.002
+# The dispatcher sleeps at least TICK_S between rounds and then sends every
+# request that has come due, each timed from its own scheduled moment, so the
+# wait counts as latency. It used to spin between sends instead, which kept its
+# core busy; that core also runs redis-server, and a starved Redis slowed the
+# gateway's flushes until requests queued for 150 ms at half the gateway's rate.
+# uvloop's timers have millisecond resolution, and on a KVM guest a halted core
+# takes a millisecond or more to wake, so each send may be a few ms late.
+TICK_S = 0.001
 # A send later than this after its scheduled time counts as a missed schedule.
 LATE_AFTER_S = 0.001
 # Time the run waits for outstanding responses after the last scheduled send.
@@ -233,7 +234,7 @@ class _OpenLoad:
                 index += 1
             if index < self.count:
                 delay = start + index * interval - time.perf_counter()
-                await asyncio.sleep(0 if delay < SPIN_S else delay - SPIN_S / 2)
+                await asyncio.sleep(max(delay, TICK_S))
         self.dispatching = False
         if self.outstanding:
             try:
