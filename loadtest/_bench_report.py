@@ -35,6 +35,7 @@ def verdicts_json(verdicts: list[Verdict]) -> list[dict[str, Any]]:
             "limit": v.entry.limit,
             "tolerance": v.entry.tolerance,
             "informational": v.entry.informational,
+            "note": v.entry.note,
             "value": v.value,
             "measured": v.measured,
             "passed": v.passed,
@@ -89,6 +90,8 @@ def write_report_md(path: Path, document: dict[str, Any]) -> None:
             outcome = f"miss by {verdict['miss']:.4g}"
             if verdict["informational"]:
                 outcome += " (informational)"
+        if verdict.get("note"):
+            outcome += f"; {verdict['note']}"
         lines.append(f"| {verdict['name']} | {shown} | `{rule}` | {outcome} |")
 
     lines += [

@@ -33,6 +33,9 @@ class Entry:
     reason: str
     measured: str
     informational: bool = False
+    note: str = ""
+    """Why an entry is informational when its limit is a real target: not met
+    yet, or noisier on this machine than its limit allows."""
 
     @property
     def effective_limit(self) -> float:
@@ -94,9 +97,10 @@ class Verdict:
         if entry.limit:
             relative = f", {100 * self.miss / abs(entry.limit):.1f}% of the limit"
         outcome = "miss (informational)" if entry.informational else "MISS"
+        note = f"; {entry.note}" if entry.note else ""
         return (
             f"{entry.name}: {outcome}, {self.value:.4g} ({rule}),"
-            f" off by {self.miss:.4g}{relative}"
+            f" off by {self.miss:.4g}{relative}{note}"
         )
 
 
@@ -129,6 +133,7 @@ def _entry(raw: Any, index: int) -> Entry:
         reason=str(raw["reason"]),
         measured=str(raw["measured"]),
         informational=bool(raw.get("informational", False)),
+        note=str(raw.get("note", "")),
     )
 
 

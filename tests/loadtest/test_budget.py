@@ -16,7 +16,7 @@ from hookgate.loadtest._budget import (
 )
 
 
-def entry(op: str, limit: float, tolerance: float = 0.0, **extra: bool) -> Entry:
+def entry(op: str, limit: float, tolerance: float = 0.0, **extra: bool | str) -> Entry:
     return Entry(
         name="sample",
         metric="ratio.sample",
@@ -86,6 +86,16 @@ class TestVerdict:
         assert not verdict.fails_bench
         assert "informational" in verdict.describe()
 
+    def test_note_follows_a_miss(self) -> None:
+        sample = entry(">=", 0.6, informational=True, note="not met yet: 0.47")
+
+        assert verdict_line(sample, 0.5).endswith("; not met yet: 0.47")
+        assert "not met" not in verdict_line(sample, 0.7)
+
+
+def verdict_line(sample: Entry, value: float) -> str:
+    return Verdict(sample, value).describe()
+
 
 def test_evaluate_matches_metrics_by_key() -> None:
     entries = [entry(">=", 0.6)]
@@ -111,6 +121,18 @@ def test_default_budget_entries() -> None:
     assert entries["tracing_cost_default"].limit == 0.05
     assert all(e.tolerance == 0 for e in entries.values())
     assert all(e.reason and e.measured for e in entries.values())
+    gating = {name for name, e in entries.items() if not e.informational}
+    assert gating == {
+        "redis_round_trips_per_event",
+        "verify_1kb_vs_pure",
+        "verify_1kb_vs_standardwebhooks",
+        "verify_64kb_vs_sha256",
+        "open_model_non_2xx",
+        "open_model_missing_events",
+    }
+    # A real target that does not gate yet says why.
+    for name in ("gateway_vs_bare", "gateway_vs_fastapi", "open_model_p99"):
+        assert entries[name].note
 
 
 def test_invalid_op_rejected(tmp_path: Path) -> None:
