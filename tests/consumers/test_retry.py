@@ -7,6 +7,7 @@ private Redis.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator, Callable
 
@@ -441,10 +442,13 @@ class TestRecovery:
     ) -> None:
         """A job running longer than its lease keeps it by renewing it."""
         policy = RetryPolicy(base_ms=10, factor=2, max_attempts=3)
-        recorder = Recorder(duration_s=0.2)
+        recorder = Recorder(duration_s=0.6)
+        # Long enough that a loaded machine's pauses do not let it lapse between
+        # renewals, and still a quarter of the job's run.
+        settings = dataclasses.replace(crash_settings(policy), lease_ms=150)
 
         async with running_coalescer(
-            redis, [sync_tenant], recorder, crash_settings(policy)
+            redis, [sync_tenant], recorder, settings
         ) as coalescer:
             await publish(
                 redis, sync_tenant, [mailbox_event(sync_tenant, MAILBOX, "7")]
