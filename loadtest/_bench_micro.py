@@ -2,7 +2,12 @@
 
 Runs pytest-benchmark on ``loadtest/micro/test_verify.py`` in a child process
 (the same tests as ``scripts/bench-micro``), reads its ``--benchmark-json``
-output and turns the medians into the ratios the budget names.
+output and turns the fastest rounds into the ratios the budget names.
+
+The ratios compare each benchmark's fastest round, not its median. Other work on
+the machine only ever adds time to a round, and on this shared 2-core machine the
+median of one benchmark (the compiled verifier at 1 KB) moved between 1.65 and
+2.52 us from one run to the next while its minimum stayed at 1.58 us.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ class MicroError(RuntimeError):
 def run_micro(
     output: Path, placement: Placement, *, short: bool, log_path: Path
 ) -> dict[str, float]:
-    """Run the verify benchmarks on the server core; return median seconds by name.
+    """Run the verify benchmarks on the server core; return fastest seconds by name.
 
     ``short`` trades precision for time with fewer, shorter rounds. Raises
     :class:`MicroError` when pytest fails.
     """
-    max_time = "0.2" if short else "1.0"
+    # The short form keeps full-length rounds: with 0.2 s per benchmark, even the
+    # fastest rounds moved enough between runs to cross the verifier limits.
+    max_time = "1.0"
     argv = [
         sys.executable,
         "-m",
@@ -62,21 +69,23 @@ def run_micro(
             f"micro benchmarks failed with status {completed.returncode}; see"
             f" {log_path}"
         )
-    return medians(json.loads(output.read_text()))
+    return minimums(json.loads(output.read_text()))
 
 
-def medians(document: dict[str, Any]) -> dict[str, float]:
-    """Return each benchmark's median in seconds, by test name such as
+def minimums(document: dict[str, Any]) -> dict[str, float]:
+    """Return each benchmark's fastest round in seconds, by test name such as
     ``test_native[1KB]``."""
     return {
-        benchmark["name"]: float(benchmark["stats"]["median"])
+        benchmark["name"]: float(benchmark["stats"]["min"])
         for benchmark in document["benchmarks"]
     }
 
 
 def micro_metrics(times: dict[str, float]) -> dict[str, float]:
-    """Return the budget's micro ratios from the medians. Raises :class:`MicroError`
-    naming a benchmark that is missing."""
+    """Return the budget's micro ratios from the fastest rounds.
+
+    Raises :class:`MicroError` naming a benchmark that is missing.
+    """
 
     def time_of(name: str) -> float:
         if name not in times:

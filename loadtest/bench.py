@@ -121,7 +121,7 @@ def run_bench(options: BenchOptions) -> int:
                     log_path=work / "micro.log",
                 )
                 metrics.update(micro_metrics(times))
-                runs["micro_medians_s"] = times
+                runs["micro_minimums_s"] = times
             except (MicroError, OSError) as exc:
                 errors.append(f"micro: {exc}")
         macro_steps = steps - {"micro"}
