@@ -4,10 +4,10 @@ Runs pytest-benchmark on ``loadtest/micro/test_verify.py`` in a child process
 (the same tests as ``scripts/bench-micro``), reads its ``--benchmark-json``
 output and turns the fastest rounds into the ratios the budget names.
 
-The ratios compare each benchmark's fastest round, not its median. Other work on
-the machine only ever adds time to a round, and on this shared 2-core machine the
-median of one benchmark (the compiled verifier at 1 KB) moved between 1.65 and
-2.52 us from one run to the next while its minimum stayed at 1.58 us.
+The ratios compare each benchmark's fastest round, not its median, because other
+work on the machine only ever adds time to a round. On this shared 2-core machine,
+the median of the compiled verifier at 1 KB moved between 1.65 and 2.52 us from
+one run to the next, while its minimum stayed at 1.58 us.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def run_micro(
 ) -> dict[str, float]:
     """Run the verify benchmarks on the server core; return fastest seconds by name.
 
-    ``short`` trades precision for time with fewer, shorter rounds. Raises
+    ``short`` changes nothing here: both forms run full-length rounds. Raises
     :class:`MicroError` when pytest fails.
     """
     # The short form keeps full-length rounds: with 0.2 s per benchmark, even the
