@@ -143,7 +143,8 @@ def write_report_md(path: Path, document: dict[str, Any]) -> None:
             f" max {open_run['max_ms']:.2f} ms",
             f"- non-2xx {open_run['non_2xx']}, unfinished {open_run['unfinished']},"
             f" connection errors {open_run['connection_errors']}, acknowledged"
-            f" events missing from the stream {open_run['missing_events']}",
+            f" events missing from the stream {open_run['missing_events']},"
+            f" entries written twice {open_run.get('duplicate_entries', 0)}",
             f"- missed schedule: {open_run['late_sends']} sent late by the generator,"
             f" {open_run['queued']} waited for a free connection",
             f"- CPU that no process of the bench used:"

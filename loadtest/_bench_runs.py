@@ -10,6 +10,7 @@ Servers are stopped by PID through the caller's :class:`ProcessGroup`.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import subprocess
 import sys
@@ -87,16 +88,16 @@ def _run_summary(
     }
 
 
-def stream_event_ids(client: redis.Redis, stream: str) -> set[str]:
-    """Return the ``event_id`` of every entry of ``stream``, read in pages."""
-    found: set[str] = set()
+def stream_event_ids(client: redis.Redis, stream: str) -> collections.Counter[str]:
+    """Count the entries of ``stream`` by ``event_id``, read in pages."""
+    found: collections.Counter[str] = collections.Counter()
     start = "-"
     while True:
         page: Any = client.xrange(stream, min=start, count=10_000)
         if not page:
             return found
         for _, fields in page:
-            found.add(fields[b"event_id"].decode())
+            found[fields[b"event_id"].decode()] += 1
         last = page[-1][0].decode()
         start = "(" + last
 
@@ -276,6 +277,10 @@ class MacroBench:
         missing = [i for i in document["accepted_ids"] if i not in stored]
         summary["missing_events"] = len(missing)
         summary["missing_examples"] = missing[:5]
+        # Every request carries its own webhook-id, so an event written twice
+        # would show as one event id on two entries.
+        duplicates = sum(count - 1 for count in stored.values())
+        summary["duplicate_entries"] = duplicates
         summary["foreign_cpu_percent"] = window.foreign_percent()
 
         self.results.runs["open"] = summary
@@ -291,6 +296,7 @@ class MacroBench:
                 "open.p99_9_ms": summary["p99_9_ms"],
                 "open.non_2xx": failed,
                 "open.missing_events": len(missing),
+                "open.duplicate_entries": duplicates,
                 "open.missed_schedule": summary["missed_schedule"],
             }
         )

@@ -129,6 +129,7 @@ def test_default_budget_entries() -> None:
         "verify_64kb_vs_sha256",
         "open_model_non_2xx",
         "open_model_missing_events",
+        "open_model_duplicate_entries",
     }
     # A real target that does not gate yet says why.
     for name in ("gateway_vs_bare", "gateway_vs_fastapi", "open_model_p99"):
