@@ -40,7 +40,10 @@ def locust_gateway(
 
 
 def run_locust(
-    gateway: Process, directory: Path, users: list[str]
+    gateway: Process,
+    directory: Path,
+    users: list[str],
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     """Run locust headless for 4 s with one user per class; return the result
     and the event log."""
@@ -50,6 +53,7 @@ def run_locust(
         **TEST_ENV,
         "HOOKGATE_CONFIG": str(gateway.log_path.parent / "hookgate.toml"),
         "HOOKGATE_LOCUST_EVENT_LOG": str(event_log),
+        **(extra_env or {}),
     }
     argv = [LOCUST, "-f", str(LOCUSTFILE), "--host", gateway.url, "--headless"]
     argv += ["-u", str(len(users)), "-r", str(len(users)), "-t", "4s"]
@@ -107,4 +111,22 @@ def test_mix_user_accepted(
     assert int(stats["Aggregated"]["Request Count"]) > 0
     answered = set(event_log.read_text().split())
     assert answered
+    assert not answered - stream_event_ids(redis_client)
+
+
+def test_fixed_rate_paces_each_user(
+    locust_gateway: Process, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    # Four users at 10 requests per second each for 4 s offer about 160 requests;
+    # unpaced, the same users send thousands.
+    completed, event_log = run_locust(
+        locust_gateway, tmp_path, ["StandardUser"] * 4, {"HOOKGATE_LOCUST_RATE": "10"}
+    )
+    output = completed.stdout + completed.stderr
+
+    assert completed.returncode == 0, output
+    stats = read_stats(tmp_path)
+    assert stats["Aggregated"]["Failure Count"] == "0", output
+    assert 100 <= int(stats["Aggregated"]["Request Count"]) <= 200, output
+    answered = set(event_log.read_text().split())
     assert not answered - stream_event_ids(redis_client)
