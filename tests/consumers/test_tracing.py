@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import NoOpTracer, SpanKind, StatusCode
 from redis.asyncio import Redis
 
-import hookgate.consumers.app as consumer_app
+import hookgate.consumers.ingest as consumer_ingest
 from hookgate import tracing
 from hookgate.cli import main
 from hookgate.consumers import create_app
@@ -307,7 +307,7 @@ class TestTraceToDeadLetter:
         await redis.set(events_stream(tenant), b"not a stream")
         # Attempts come faster than one a second, and each one's line is checked.
         monkeypatch.setattr(
-            consumer_app, "_failures_logged", RateLimiter(per_second=1e9)
+            consumer_ingest, "_failures_logged", RateLimiter(per_second=1e9)
         )
 
         protocol = await post_webhook(gateway, tenant, traceparent=None)
