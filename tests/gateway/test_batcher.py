@@ -117,6 +117,9 @@ async def test_rejected_tenant_fails_alone(
     assert isinstance(results[1], WriteFailed)
     assert results[2] == [entry.INGEST_WRITTEN, b"evt_3"]
     assert redis_client.xlen("hg:{t}:ingest") == 3
+    # The failed entry released its seen key, so a retry is written.
+    assert not redis_client.exists(keys.seen_key("t", "s", "p2"))
+    assert redis_client.exists(keys.seen_key("t", "s", "p3"))
 
 
 async def test_entries_of_one_request_share_a_future(
