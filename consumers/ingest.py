@@ -293,10 +293,10 @@ def batch_handler(
     return handle_batch
 
 
-async def _publish_many(
-    broker: RedisBroker, tenant: str, ready: Sequence[ReadyEntry]
-) -> None:
-    redis = await broker.connect()
+async def _publish_pipeline(
+    redis: Any, tenant: str, ready: Sequence[ReadyEntry]
+) -> list[Any]:
+    """Send the publish-once script for each entry in one round trip."""
     async with redis.pipeline(transaction=False) as pipe:
         for message, event, _ in ready:
             ((field, value),) = event_fields(event).items()
@@ -313,14 +313,27 @@ async def _publish_many(
                 message.raw_message["message_ids"][0],
             )
         try:
-            results = await pipe.execute(raise_on_error=False)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
         except RedisError as exc:
             # Nothing was acknowledged; a reclaim retries every entry of the batch.
             results = [exc] * len(ready)
+    return results
 
-    if any(isinstance(result, NoScriptError) for result in results):
-        # Someone flushed the script cache; the entries are retried by a reclaim.
+
+async def _publish_many(
+    broker: RedisBroker, tenant: str, ready: Sequence[ReadyEntry]
+) -> None:
+    redis = await broker.connect()
+    results = await _publish_pipeline(redis, tenant, ready)
+    missing = [i for i, rs in enumerate(results) if isinstance(rs, NoScriptError)]
+    if missing:
+        # A restarted Redis, or SCRIPT FLUSH, lost the script. An EVALSHA that found
+        # no script did nothing, so those entries are sent again at once rather
+        # than left for a reclaim, which would count the failure as a delivery.
         await redis.script_load(PUBLISH_ONCE_SCRIPT)
+        retried = await _publish_pipeline(redis, tenant, [ready[i] for i in missing])
+        for index, result in zip(missing, retried, strict=True):
+            results[index] = result
     for (message, event, span), result in zip(ready, results, strict=True):
         if not isinstance(result, Exception):
             continue

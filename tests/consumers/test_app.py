@@ -441,6 +441,32 @@ class TestDeadLetter:
         assert USER_ID not in rendered
 
 
+class TestLostScript:
+    async def test_lost_script_is_loaded_and_entries_published(
+        self, redis: Redis, tenant: str
+    ) -> None:
+        """Entries read after Redis lost the publish script are published at once.
+
+        The consumer's visibility timeout is 30 s, longer than the wait, so a
+        reclaim cannot be what publishes the second entry.
+        """
+        stream = ingest_stream(tenant)
+        async with running_consumer(tenant):
+            await redis.xadd(stream, standard_fields(tenant))
+            await wait_processed(redis, stream)
+            await redis.script_flush()
+
+            second = standard_fields(
+                tenant, event_id=b"evt_after_flush", provider_event_id=b"msg_2"
+            )
+            await redis.xadd(stream, second)
+            await wait_processed(redis, stream)
+
+        events = await read_events(redis, tenant)
+        assert [event.event_id for event in events][-1] == "evt_after_flush"
+        assert len(events) == 2
+
+
 class TestNotAcknowledged:
     async def test_publish_failure(self, redis: Redis, tenant: str) -> None:
         """When the publish fails the entry stays pending and is not dead-lettered."""
