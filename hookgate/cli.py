@@ -285,7 +285,9 @@ def sign(config_path: str, source_id: str, body: str, msg_id: str | None) -> Non
         )
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     timestamp = str(int(now))
-    signed = f"{msg_id}.{timestamp}.".encode() + body.encode()
+    # The shell passes bytes; os.fsencode gives back those bytes, also when they
+    # are not UTF-8, which is what curl --data-binary sends for the same argument.
+    signed = f"{msg_id}.{timestamp}.".encode() + os.fsencode(body)
     digest = hmac.new(secrets[0], signed, hashlib.sha256).digest()
     click.echo(f"webhook-id: {msg_id}")
     click.echo(f"webhook-timestamp: {timestamp}")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import redis
+from click.testing import CliRunner
 
+from hookgate.cli import main
 from hookgate.tests.conftest import (
     HOOKGATE,
     TEST_ENV,
@@ -55,3 +61,41 @@ def test_consume_unreachable_redis_message(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "check REDIS_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _signed_headers(output: str) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in output.splitlines() if ": " in line)
+
+
+def test_sign_covers_the_body_bytes_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = b"0123456789abcdef0123456789abcdef"
+    monkeypatch.setenv("SIGN_TEST_SECRET", "whsec_" + base64.b64encode(key).decode())
+    config = tmp_path / "hookgate.toml"
+    config.write_text(
+        '[[sources]]\nid = "mail"\ntenant = "acme"\n'
+        'provider = "standard-webhooks"\nsecret_env = ["SIGN_TEST_SECRET"]\n'
+    )
+    # A Latin-1 byte, as a shell hands it over: click decodes argv with the file
+    # system encoding, so the byte arrives as a surrogate.
+    raw = b'{"type":"caf\xe9"}'
+
+    result = CliRunner().invoke(
+        main,
+        [
+            "sign",
+            "--config",
+            str(config),
+            "--source",
+            "mail",
+            "--body",
+            raw.decode("utf-8", "surrogateescape"),
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    headers = _signed_headers(result.output)
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + raw
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
+    assert headers["webhook-signature"] == "v1," + expected.decode()
