@@ -212,6 +212,9 @@ class Batcher:
         links = [item.link for item in batch if item.link is not None]
         with tracing.flush_span(links) as span:
             await self._flush(batch, entries)
+            if not span.is_recording():
+                # No sampled request in this flush, so no span to mark.
+                return
             failed = sum(item.entry_count for item in batch if _failed(item.future))
             if failed:
                 span.set_attribute("hookgate.failed_entries", failed)

@@ -55,8 +55,12 @@ async def traced_ingest(
     scope: Any,
     protocol: Any,
     source_id: str,
+    sampling: tracing.RequestSampling | None = None,
 ) -> None:
     """Run ``ingest`` inside the request's server span, if the sampler keeps it.
+
+    ``sampling`` is the decision of :func:`hookgate.tracing.sample_request` when
+    the caller has made it already.
 
     The span's parent is the request's ``traceparent``, when one is present. A
     request that the sampler drops runs without a span or OpenTelemetry context.
@@ -64,7 +68,8 @@ async def traced_ingest(
     :func:`hookgate.tracing.sample_request` chose, through
     :data:`hookgate.tracing.dropped_trace_headers`.
     """
-    sampling = tracing.sample_request(scope.method, scope.headers)
+    if sampling is None:
+        sampling = tracing.sample_request(scope.method, scope.headers)
     if not sampling.recording:
         token = tracing.dropped_trace_headers.set(sampling.dropped_headers)
         try:
@@ -81,7 +86,9 @@ async def traced_ingest(
         tracing.record_response(span, recorder.status, recorder.body_size)
 
 
-def entry_headers(headers: dict[str, str]) -> dict[str, str]:
+def entry_headers(
+    headers: dict[str, str], trace_headers: dict[str, str] | None = None
+) -> dict[str, str]:
     """Return ``headers`` with the trace context of the current server span.
 
     The incoming ``traceparent`` names the provider's span, so the consumer would
@@ -92,7 +99,9 @@ def entry_headers(headers: dict[str, str]) -> dict[str, str]:
         headers = {
             name: value for name, value in headers.items() if name not in TRACE_FIELDS
         }
-    return {**headers, **tracing.current_trace_headers()}
+    if trace_headers is None:
+        trace_headers = tracing.current_trace_headers()
+    return {**headers, **trace_headers}
 
 
 def _field(reply: list[Any], name: bytes) -> Any:
