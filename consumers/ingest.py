@@ -72,7 +72,7 @@ _failures_logged = RateLimiter(per_second=1.0)
 # without its event. KEYS: events stream, published key, ingest stream. ARGV: TTL
 # in seconds, field, value, group, entry id. Returns 1 if it published, else 0.
 # Redis does not roll a script back when a command fails, so the marker is set
-# only after the XADD succeeded; a failed XADD leaves the entry to be retried.
+# only after the XADD succeeded. A failed XADD leaves the entry to be retried.
 PUBLISH_ONCE_SCRIPT = """
 local published = 0
 if redis.call('EXISTS', KEYS[2]) == 0 then

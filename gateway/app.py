@@ -267,9 +267,8 @@ class Gateway:
                 received_at_ms=time.time_ns() // 1_000_000,
             )
             outcome = route.accept(incoming, route.source, self.settings)
-            # Most providers answer with a list at once; OIDC and Graph sources
-            # may return a coroutine, as they can wait for keys. Testing for a
-            # list first spares most requests the other checks.
+            # Most providers return a list at once. OIDC and Graph sources may
+            # return a coroutine, because they can wait for keys.
             if not isinstance(outcome, list) and not isinstance(outcome, DirectReply):
                 outcome = await outcome
             if isinstance(outcome, DirectReply):
@@ -367,8 +366,8 @@ class Gateway:
         try:
             future = batcher.submit(
                 route.writer,
-                seen_keys[0] if count == 1 else b"".join(seen_keys),
-                entries[0] if count == 1 else b"".join(entries),
+                b"".join(seen_keys),
+                b"".join(entries),
                 count,
                 tracing.current_span_context() if traced and dropped is None else None,
             )
@@ -475,10 +474,6 @@ class Gateway:
             )
         else:
             protocol.response_bytes(200, JSON, b'{"status":"ready"}')
-
-
-def _source_and_provider(source: Source) -> bytes:
-    return entry.bulk(source.id.encode()) + entry.bulk(source.provider.encode())
 
 
 def create_app() -> Gateway:

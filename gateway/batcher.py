@@ -1,10 +1,11 @@
 """Group commit: many requests, one Redis round trip.
 
 Each request packs its entries, hands them to :meth:`Batcher.submit` and awaits
-the returned future. One flush at a time sends everything waiting in one write,
-one ``EVALSHA`` of the ingest script per tenant, and waits for the replies; while
-it is in flight, the next batch fills. A future resolves only after Redis confirmed
-its entries, so a 202 always means the entries are in the stream.
+the returned future. A flush sends everything waiting in one write, one
+``EVALSHA`` of the ingest script per tenant, and waits for the replies. While it is
+in flight, the next batch fills, and at most one more flush may follow it (see
+:meth:`Batcher._may_flush`). A future resolves only after Redis confirmed its
+entries, so a 202 always means the entries are in the stream.
 
 The flush is pipelined, not transactional (no MULTI): one tenant's failure does not
 fail another tenant's entries.
@@ -58,11 +59,10 @@ class WriteFailed(RuntimeError):
 class BatcherStats:
     """Counters read by health checks, tests and the load test harness."""
 
-    __slots__ = ("entries", "failed_entries", "flushes", "max_batch_seen", "scripts")
+    __slots__ = ("entries", "failed_entries", "flushes", "max_batch_seen")
 
     def __init__(self) -> None:
         self.flushes = 0
-        self.scripts = 0
         self.entries = 0
         self.failed_entries = 0
         self.max_batch_seen = 0
@@ -106,7 +106,7 @@ class Batcher:
 
     @property
     def in_flight(self) -> int:
-        """Flushes sent and not yet answered."""
+        """Return the number of flushes sent whose replies have not all arrived."""
         return len(self._in_flight)
 
     @property
@@ -180,9 +180,9 @@ class Batcher:
 
     def _may_flush(self) -> bool:
         # The first flush leaves at once, however small, so a lone request waits
-        # for one round trip only. A second one may follow before the first is
-        # answered, once enough entries wait: the worker then handles one batch's
-        # replies while Redis runs the next, instead of the two taking turns.
+        # for one round trip only. Once enough entries wait, a second flush may
+        # leave before the first one's replies arrive. The worker then handles one
+        # batch's replies while Redis runs the next, instead of the two taking turns.
         in_flight = len(self._in_flight)
         if in_flight == 0:
             return True
@@ -244,7 +244,6 @@ class Batcher:
                 for writer, items, count in groups
             ]
         )
-        stats.scripts += len(groups)
 
         started = time.perf_counter()
         try:
@@ -333,14 +332,14 @@ def _failed(future: asyncio.Future[Any]) -> bool:
 
 
 def _group(batch: list[Waiting]) -> list[tuple[IngestWriter, list[Waiting], int]]:
-    groups: dict[IngestWriter, tuple[list[Waiting], list[int]]] = {}
+    """Split a flush's requests by tenant, keeping their order within each."""
+    groups: dict[IngestWriter, list[Waiting]] = {}
     for item in batch:
-        group = groups.get(item.writer)
-        if group is None:
-            group = groups[item.writer] = ([], [0])
-        group[0].append(item)
-        group[1][0] += item.entry_count
-    return [(writer, items, total[0]) for writer, (items, total) in groups.items()]
+        groups.setdefault(item.writer, []).append(item)
+    return [
+        (writer, items, sum(item.entry_count for item in items))
+        for writer, items in groups.items()
+    ]
 
 
 def _deliver(items: list[Waiting], reply: list[Any]) -> None:

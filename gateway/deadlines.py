@@ -1,8 +1,8 @@
 """Body read deadlines, enforced by one periodic task instead of a timer per request.
 
-``asyncio.timeout`` schedules and cancels a timer handle for every request, which
-a profile of the worker put at several percent of its time, although almost every
-body has arrived by the time the handler asks for it. :class:`Deadlines` keeps the
+``asyncio.timeout`` schedules and cancels a timer handle for every request. A
+profile of the worker put that at several percent of its time, although almost
+every body has arrived by the time the handler reads it. :class:`Deadlines` keeps the
 tasks that are reading a body in a dict and a sweep every ``resolution`` seconds
 cancels those that have read for longer than ``timeout``. A request then pays for
 one dict insert and one delete; a slow body gets its 408 after between ``timeout``
@@ -46,7 +46,7 @@ class Deadlines:
         """Stop watching ``task``; return whether its deadline had passed.
 
         When it had, the sweep cancelled the task, and the caller that catches the
-        resulting ``CancelledError`` answers 408 instead of letting it propagate.
+        resulting ``CancelledError`` responds 408 instead of re-raising it.
         """
         self._watched.pop(task, None)
         if task in self._expired:

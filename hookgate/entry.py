@@ -143,14 +143,15 @@ INGEST_DUPLICATE = 0
 INGEST_WRITTEN = 1
 INGEST_FULL = 2
 
-# Values each entry passes to INGEST_SCRIPT, after the shared ones.
+# Values each entry passes to INGEST_SCRIPT, after the shared ones. The script's
+# ``(i - 1) * 8`` must change with it.
 ENTRY_ARGS = 8
 
 # Writes a batch of entries to one tenant's ingest stream, each unless its provider
-# event id was seen within the window or the stream is full. One call per tenant and
-# flush: Redis pays the script's setup and the length check once per batch rather
-# than once per entry. Under load at 64 connections that took Redis's time per
-# entry from about 26 us to about 21 us; the rest goes to the commands themselves.
+# event id was seen within the window or the stream is full. There is one call per
+# tenant and flush, so Redis pays the script's setup and the length check once per
+# batch rather than once per entry. Under load at 64 connections, that took Redis's
+# time per entry from about 26 us to about 21 us. The rest is the commands.
 #
 # The script runs as one atomic step, so two concurrent deliveries of one event
 # cannot both be written, also when both are in the same batch. KEYS: the ingest
@@ -158,7 +159,7 @@ ENTRY_ARGS = 8
 # length (0 for none), tenant, then ENTRY_ARGS values per entry: event id, type,
 # source, provider, received_at, provider event id, headers, body. Returns two
 # values per entry: {1, event id} when written, {0, original event id} for a repeat,
-# {2, ""} when the stream already holds the maximum. A repeat gets its original event
+# {2, ""} when the stream already contains the maximum. A repeat gets its original event
 # id even when the stream is full, because it writes nothing. A full stream sets no
 # seen key, so the provider's retry is written once there is room.
 #
@@ -266,7 +267,7 @@ class IngestWriter:
     def pack(self, seen_keys: list[bytes], entries: list[bytes], count: int) -> bytes:
         """Return the ``EVALSHA`` that writes ``count`` entries.
 
-        ``seen_keys`` and ``entries`` hold packed bulk strings, each item covering
+        ``seen_keys`` and ``entries`` contain packed bulk strings, each item covering
         one or more entries in the same order.
         """
         numkeys = str(count + 1).encode()

@@ -67,7 +67,7 @@ def _signed_headers(output: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in output.splitlines() if ": " in line)
 
 
-def test_sign_covers_the_body_bytes_as_given(
+def test_sign_uses_raw_body_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = b"0123456789abcdef0123456789abcdef"

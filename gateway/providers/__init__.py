@@ -184,8 +184,8 @@ def kept_headers(
 ) -> dict[str, str]:
     """Return the named headers that are present, for the entry's headers field.
 
-    ``known`` holds headers the caller has already read; they come first, and each
-    header read here costs a call into the server.
+    ``known`` contains headers the caller has already read. They come first, and
+    each header read here costs a call into the server.
     """
     kept = {} if known is None else known
     for name in names:

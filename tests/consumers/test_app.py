@@ -442,9 +442,7 @@ class TestDeadLetter:
 
 
 class TestLostScript:
-    async def test_lost_script_is_loaded_and_entries_published(
-        self, redis: Redis, tenant: str
-    ) -> None:
+    async def test_lost_script_reloaded(self, redis: Redis, tenant: str) -> None:
         """Entries read after Redis lost the publish script are published at once.
 
         The consumer's visibility timeout is 30 s, longer than the wait, so a

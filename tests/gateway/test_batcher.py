@@ -101,7 +101,7 @@ async def test_entries_written_in_order(
 async def test_rejected_tenant_fails_alone(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
-    # The broken tenant's stream key holds a string, so its XADD fails.
+    # The broken tenant's stream key contains a string, so its XADD fails.
     redis_client.set(keys.ingest_stream("broken"), "x")
     batcher = make_batcher(redis_server.url)
     batcher.start()
@@ -117,12 +117,12 @@ async def test_rejected_tenant_fails_alone(
     assert isinstance(results[1], WriteFailed)
     assert results[2] == [entry.INGEST_WRITTEN, b"evt_3"]
     assert redis_client.xlen("hg:{t}:ingest") == 3
-    # The failed entry released its seen key, so a retry is written.
+    # The failed entry left no seen key behind, so a retry is written.
     assert not redis_client.exists(keys.seen_key("t", "s", "p2"))
     assert redis_client.exists(keys.seen_key("t", "s", "p3"))
 
 
-async def test_entries_of_one_request_share_a_future(
+async def test_request_entries_share_future(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     batcher = make_batcher(redis_server.url)
@@ -139,7 +139,7 @@ async def test_entries_of_one_request_share_a_future(
     assert redis_client.xlen("hg:{t}:ingest") == 3
 
 
-async def test_repeat_in_one_batch_is_written_once(
+async def test_repeat_in_batch_written_once(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     batcher = make_batcher(redis_server.url)
@@ -158,7 +158,7 @@ async def test_repeat_in_one_batch_is_written_once(
     assert redis_client.xlen("hg:{t}:ingest") == 1
 
 
-async def test_full_stream_rejects_the_rest_of_a_batch(
+async def test_full_stream_rejects_batch_rest(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     batcher = make_batcher(redis_server.url)
@@ -176,7 +176,7 @@ async def test_full_stream_rejects_the_rest_of_a_batch(
     assert not redis_client.exists(keys.seen_key("t", "s", "p2"))
 
 
-async def test_second_flush_waits_for_a_batch_worth(redis_server: RedisServer) -> None:
+async def test_second_flush_waits_for_batch(redis_server: RedisServer) -> None:
     batcher = make_batcher(redis_server.url)
     batcher.start()
     await submit(batcher, 0)
@@ -197,7 +197,7 @@ async def test_second_flush_waits_for_a_batch_worth(redis_server: RedisServer) -
     await batcher.close(timeout=1)
 
 
-async def test_batch_worth_flushes_beside_one_in_flight(
+async def test_full_batch_flushes_alongside(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     batcher = make_batcher(redis_server.url)

@@ -131,7 +131,7 @@ def test_default_budget_entries() -> None:
         "open_model_missing_events",
         "open_model_duplicate_entries",
     }
-    # A real target that does not gate yet says why.
+    # A real target that does not gate yet has a note giving the reason.
     for name in ("gateway_vs_bare", "gateway_vs_fastapi", "open_model_p99"):
         assert entries[name].note
 
