@@ -41,11 +41,11 @@ from hookgate.loadtest._requests import new_secret
 
 # The dispatcher sleeps at least TICK_S between rounds and then sends every
 # request that has come due, each timed from its own scheduled moment, so the
-# wait counts as latency. It used to spin between sends instead, which kept its
-# core busy; that core also runs redis-server, and a starved Redis slowed the
-# gateway's flushes until requests queued for 150 ms at half the gateway's rate.
-# uvloop's timers have millisecond resolution, and on a KVM guest a halted core
-# takes a millisecond or more to wake, so each send may be a few ms late.
+# wait counts as latency. Spinning between sends instead kept its core busy. That
+# core also runs redis-server, and the starved Redis slowed the gateway's flushes
+# until requests queued for 150 ms at half the gateway's rate. uvloop's timers
+# have millisecond resolution, and on a KVM guest a halted core takes a
+# millisecond or more to wake, so each send may be a few ms late.
 TICK_S = 0.001
 # A send later than this after its scheduled time counts as a missed schedule.
 LATE_AFTER_S = 0.001
