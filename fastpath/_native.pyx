@@ -1,4 +1,4 @@
-"""Compiled twin of ``_pure``: webhook signature verification on OpenSSL's HMAC.
+"""Compiled twin of ``_pure``: webhook signature verification on OpenSSL.
 
 This module owns the signature checks only. Each function must return what its
 namesake in ``_pure`` returns for the same arguments, branch for branch, and must
@@ -11,7 +11,7 @@ cannot change, so no other thread can free or resize a buffer in the meantime.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
-from libc.string cimport memchr, memcmp
+from libc.string cimport memchr, memcmp, memset
 
 # The source tree names this package fastpath, while the module's own name is
 # hookgate.fastpath._native, so a relative cimport would look for a
@@ -43,6 +43,12 @@ from fastpath.openssl cimport (
     OSSL_PARAM,
     OSSL_PARAM_construct_end,
     OSSL_PARAM_construct_utf8_string,
+    OPENSSL_cleanse,
+    SHA256_CBLOCK,
+    SHA256_CTX,
+    SHA256_Final,
+    SHA256_Init,
+    SHA256_Update,
 )
 
 # The Verdict values of hookgate.fastpath, as C constants.
@@ -66,6 +72,11 @@ cdef enum:
     SHA256_SIZE = 32
     SHA512_SIZE = 64
     SHA1_SIZE = 20
+
+cdef enum Digest:
+    DIGEST_SHA256
+    DIGEST_SHA512
+    DIGEST_SHA1
 
 cdef const unsigned char *SIGNATURE_PREFIX = b"v1,"
 cdef Py_ssize_t SIGNATURE_PREFIX_LENGTH = 3
@@ -128,9 +139,9 @@ cdef EVP_MAC_CTX *_new_hmac(const char *digest_name) except NULL:
 
 
 # These live as long as the process, because the module is never unloaded.
-cdef EVP_MAC_CTX *_hmac_sha256 = _new_hmac(OSSL_DIGEST_NAME_SHA2_256)
-cdef EVP_MAC_CTX *_hmac_sha512 = _new_hmac(OSSL_DIGEST_NAME_SHA2_512)
-cdef EVP_MAC_CTX *_hmac_sha1 = _new_hmac(OSSL_DIGEST_NAME_SHA1)
+# SHA-256 has none: _hmac_sha256 computes its HMAC without EVP_MAC.
+cdef EVP_MAC_CTX *_sha512_prototype = _new_hmac(OSSL_DIGEST_NAME_SHA2_512)
+cdef EVP_MAC_CTX *_sha1_prototype = _new_hmac(OSSL_DIGEST_NAME_SHA1)
 
 
 cdef bint _parse_timestamp(
@@ -251,6 +262,62 @@ cdef bint _mac_chunks(
     return EVP_MAC_final(ctx, digest, digest_length, EVP_MAX_MD_SIZE) == 1
 
 
+cdef bint _hmac_sha256(
+    const unsigned char *key,
+    size_t key_length,
+    const Span *chunks,
+    Py_ssize_t chunk_count,
+    unsigned char *digest,
+) noexcept nogil:
+    """Write the HMAC-SHA256 (RFC 2104) of the chunks, read in order, to ``digest``.
+
+    This does what _mac_chunks does for SHA-256, without EVP_MAC's allocations and
+    provider dispatch, which cost more than the hashing of a 1 KB body. ``digest``
+    must hold SHA256_SIZE bytes. Returns False when an OpenSSL call fails.
+    """
+    cdef SHA256_CTX ctx
+    cdef unsigned char pad[SHA256_CBLOCK]
+    cdef unsigned char hashed_key[SHA256_SIZE]
+    cdef size_t i
+    cdef Py_ssize_t chunk
+    cdef bint ok = True
+
+    if key_length > SHA256_CBLOCK:
+        ok = (
+            SHA256_Init(&ctx) == 1
+            and SHA256_Update(&ctx, key, key_length) == 1
+            and SHA256_Final(hashed_key, &ctx) == 1
+        )
+        key = hashed_key
+        key_length = SHA256_SIZE
+
+    memset(pad, 0x36, SHA256_CBLOCK)
+    for i in range(key_length):
+        pad[i] ^= key[i]
+    ok = ok and SHA256_Init(&ctx) == 1 and SHA256_Update(&ctx, pad, SHA256_CBLOCK) == 1
+    for chunk in range(chunk_count):
+        ok = ok and SHA256_Update(&ctx, chunks[chunk].data, chunks[chunk].length) == 1
+    ok = ok and SHA256_Final(digest, &ctx) == 1
+
+    # Turns each 0x36 ^ key byte into 0x5c ^ key byte.
+    for i in range(SHA256_CBLOCK):
+        pad[i] ^= 0x36 ^ 0x5c
+    ok = (
+        ok
+        and SHA256_Init(&ctx) == 1
+        and SHA256_Update(&ctx, pad, SHA256_CBLOCK) == 1
+        and SHA256_Update(&ctx, digest, SHA256_SIZE) == 1
+        and SHA256_Final(digest, &ctx) == 1
+    )
+
+    # The pads and the hash state hold what a forger needs, as the key does, so
+    # none of it stays on the stack.
+    OPENSSL_cleanse(pad, SHA256_CBLOCK)
+    OPENSSL_cleanse(hashed_key, SHA256_SIZE)
+    OPENSSL_cleanse(&ctx, sizeof(SHA256_CTX))
+    return ok
+
+
 cdef int _require_bytes(object value, str name) except -1:
     # Same check and message as _pure._require_bytes. Of the types with a buffer,
     # bytes and its subclasses cannot change, so only they are safe to read without
@@ -291,13 +358,12 @@ cdef void *_allocate(Py_ssize_t count, size_t size) except NULL:
 
 cdef int _match_secrets(
     object secrets,
-    EVP_MAC_CTX *prototype,
+    Digest algorithm,
     const Span *chunks,
     Py_ssize_t chunk_count,
     const Span *candidates,
     Py_ssize_t candidate_count,
     bint base64,
-    object algorithm,
 ) except -1:
     """Return OK when the MAC of the chunks under a secret equals a candidate.
 
@@ -305,7 +371,7 @@ cdef int _match_secrets(
     _pure._match_secrets. Returns MISMATCH otherwise. Raises TypeError for a secret
     that is not bytes, and RuntimeError when OpenSSL fails.
     """
-    cdef EVP_MAC_CTX *ctx
+    cdef EVP_MAC_CTX *ctx = NULL
     cdef const unsigned char *key_data
     cdef size_t key_length
     cdef unsigned char digest[EVP_MAX_MD_SIZE]
@@ -316,9 +382,12 @@ cdef int _match_secrets(
     cdef bint signed
     cdef Py_ssize_t i
 
-    ctx = EVP_MAC_CTX_dup(prototype)
-    if ctx is NULL:
-        raise _openssl_error("EVP_MAC_CTX_dup")
+    if algorithm != DIGEST_SHA256:
+        ctx = EVP_MAC_CTX_dup(
+            _sha512_prototype if algorithm == DIGEST_SHA512 else _sha1_prototype
+        )
+        if ctx is NULL:
+            raise _openssl_error("EVP_MAC_CTX_dup")
     try:
         for index, secret in enumerate(secrets):
             _require_secret(secret, index)
@@ -326,17 +395,23 @@ cdef int _match_secrets(
             key_length = <size_t>PyBytes_GET_SIZE(secret)
 
             with nogil:
-                signed = _mac_chunks(
-                    ctx,
-                    key_data,
-                    key_length,
-                    chunks,
-                    chunk_count,
-                    digest,
-                    &digest_length,
-                )
+                if ctx is NULL:
+                    signed = _hmac_sha256(
+                        key_data, key_length, chunks, chunk_count, digest
+                    )
+                    digest_length = SHA256_SIZE
+                else:
+                    signed = _mac_chunks(
+                        ctx,
+                        key_data,
+                        key_length,
+                        chunks,
+                        chunk_count,
+                        digest,
+                        &digest_length,
+                    )
             if not signed:
-                raise _openssl_error(f"HMAC-{algorithm.upper()}")
+                raise _openssl_error(f"HMAC-{_DIGEST_NAMES[algorithm]}")
 
             if base64:
                 expected_length = <size_t>EVP_EncodeBlock(
@@ -353,6 +428,7 @@ cdef int _match_secrets(
                 if CRYPTO_memcmp(candidates[i].data, expected, expected_length) == 0:
                     return OK
     finally:
+        # Freeing NULL does nothing.
         EVP_MAC_CTX_free(ctx)
     return MISMATCH
 
@@ -460,17 +536,20 @@ cdef Py_ssize_t _next_field(
     return start
 
 
-cdef EVP_MAC_CTX *_prototype_for(object algorithm, size_t *size) except NULL:
-    """Return the context verify_hmac duplicates for ``algorithm`` and its size."""
+cdef tuple _DIGEST_NAMES = ("SHA256", "SHA512", "SHA1")
+
+
+cdef Digest _digest_for(object algorithm, size_t *size) except *:
+    """Return the digest verify_hmac names by ``algorithm`` and store its size."""
     if algorithm == "sha256":
         size[0] = SHA256_SIZE
-        return _hmac_sha256
+        return DIGEST_SHA256
     if algorithm == "sha512":
         size[0] = SHA512_SIZE
-        return _hmac_sha512
+        return DIGEST_SHA512
     if algorithm == "sha1":
         size[0] = SHA1_SIZE
-        return _hmac_sha1
+        return DIGEST_SHA1
     raise ValueError(
         f"algorithm must be 'sha256', 'sha512' or 'sha1', got {algorithm!r}"
     )
@@ -486,11 +565,9 @@ def verify_standard(secrets, msg_id, timestamp, body, signatures, now, tolerance
     cdef Py_ssize_t header_length
     cdef Span content[5]
     cdef int verdict
-    cdef EVP_MAC_CTX *ctx
     cdef const unsigned char *key_data
     cdef size_t key_length
-    cdef unsigned char digest[EVP_MAX_MD_SIZE]
-    cdef size_t digest_length = 0
+    cdef unsigned char digest[SHA256_SIZE]
     cdef bint signed
     cdef unsigned char expected[MAX_ENCODED_SIZE]
     cdef int expected_length
@@ -524,27 +601,19 @@ def verify_standard(secrets, msg_id, timestamp, body, signatures, now, tolerance
 
     # Unlike the other schemes, candidates stay in the header and are scanned again
     # for each secret, so this needs no allocation for them.
-    ctx = EVP_MAC_CTX_dup(_hmac_sha256)
-    if ctx is NULL:
-        raise _openssl_error("EVP_MAC_CTX_dup")
-    try:
-        for index, secret in enumerate(secrets):
-            _require_secret(secret, index)
-            key_data = <const unsigned char *>PyBytes_AS_STRING(secret)
-            key_length = <size_t>PyBytes_GET_SIZE(secret)
+    for index, secret in enumerate(secrets):
+        _require_secret(secret, index)
+        key_data = <const unsigned char *>PyBytes_AS_STRING(secret)
+        key_length = <size_t>PyBytes_GET_SIZE(secret)
 
-            with nogil:
-                signed = _mac_chunks(
-                    ctx, key_data, key_length, content, 5, digest, &digest_length
-                )
-            if not signed:
-                raise _openssl_error("HMAC-SHA256")
-            expected_length = EVP_EncodeBlock(expected, digest, <int>digest_length)
+        with nogil:
+            signed = _hmac_sha256(key_data, key_length, content, 5, digest)
+        if not signed:
+            raise _openssl_error("HMAC-SHA256")
+        expected_length = EVP_EncodeBlock(expected, digest, SHA256_SIZE)
 
-            if _matches_any(header, header_length, expected, expected_length):
-                return OK
-    finally:
-        EVP_MAC_CTX_free(ctx)
+        if _matches_any(header, header_length, expected, expected_length):
+            return OK
     return MISMATCH
 
 
@@ -585,7 +654,7 @@ def verify_github(secrets, body, header):
     content.data = <const unsigned char *>PyBytes_AS_STRING(body)
     content.length = <size_t>PyBytes_GET_SIZE(body)
     return _match_secrets(
-        secrets, _hmac_sha256, &content, 1, &candidate, 1, False, "sha256"
+        secrets, DIGEST_SHA256, &content, 1, &candidate, 1, False
     )
 
 
@@ -664,14 +733,7 @@ def verify_stripe(secrets, body, header, now, tolerance):
         content[2].data = <const unsigned char *>PyBytes_AS_STRING(body)
         content[2].length = <size_t>PyBytes_GET_SIZE(body)
         return _match_secrets(
-            secrets,
-            _hmac_sha256,
-            content,
-            3,
-            candidates,
-            candidate_count,
-            False,
-            "sha256",
+            secrets, DIGEST_SHA256, content, 3, candidates, candidate_count, False
         )
     finally:
         PyMem_Free(candidates)
@@ -684,7 +746,7 @@ def verify_hmac(secrets, algorithm, chunks, signatures, encoding):
     Raises ValueError for an unknown ``algorithm`` or ``encoding``, TypeError when a
     chunk, a signature or a secret is not bytes, and RuntimeError when OpenSSL fails.
     """
-    cdef EVP_MAC_CTX *prototype
+    cdef Digest digest
     cdef size_t size = 0
     cdef bint base64
     cdef tuple chunk_items
@@ -700,7 +762,7 @@ def verify_hmac(secrets, algorithm, chunks, signatures, encoding):
     cdef const unsigned char *text
     cdef Py_ssize_t text_length
 
-    prototype = _prototype_for(algorithm, &size)
+    digest = _digest_for(algorithm, &size)
     if encoding == "hex":
         base64 = False
     elif encoding == "base64":
@@ -743,13 +805,12 @@ def verify_hmac(secrets, algorithm, chunks, signatures, encoding):
             content[i].length = <size_t>PyBytes_GET_SIZE(chunk)
         return _match_secrets(
             secrets,
-            prototype,
+            digest,
             content,
             chunk_count,
             candidates,
             candidate_count,
             base64,
-            algorithm,
         )
     finally:
         PyMem_Free(content)

@@ -94,6 +94,60 @@ class TestPublishedVectors:
             assert hmac_signature(self.KEY, algorithm, self.CHUNKS, "hex") == digest
 
 
+class TestSha256Vectors:
+    """RFC 4231 section 4 vectors for HMAC-SHA256, which the native verifier
+    computes from SHA-256 block calls instead of OpenSSL's HMAC."""
+
+    LONG_KEY = b"\xaa" * 131
+    CASES: ClassVar[list[tuple[bytes, bytes, bytes]]] = [
+        # Test case 1: a 20-byte key.
+        (
+            b"\x0b" * 20,
+            b"Hi There",
+            b"b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+        ),
+        # Test case 4: a 25-byte key and 50 bytes of data.
+        (
+            bytes(range(1, 26)),
+            b"\xcd" * 50,
+            b"82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
+        ),
+        # Test cases 6 and 7: a 131-byte key, which HMAC hashes before use.
+        (
+            LONG_KEY,
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+            b"60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+        ),
+        (
+            LONG_KEY,
+            b"This is a test using a larger than block-size key and a larger than"
+            b" block-size data. The key needs to be hashed before being used by the"
+            b" HMAC algorithm.",
+            b"9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
+        ),
+    ]
+
+    @pytest.mark.parametrize("split", [0, 1, 7, 64])
+    @pytest.mark.parametrize(("key", "data", "digest"), CASES)
+    def test_vector_verifies_however_split(
+        self, verify_hmac: Verify, key: bytes, data: bytes, digest: bytes, split: int
+    ) -> None:
+        chunks = [data[:split], data[split:]]
+
+        assert verify_hmac([key], "sha256", chunks, [digest], "hex") == OK
+
+    @pytest.mark.parametrize("length", [63, 64, 65, 128])
+    def test_key_around_block_size_verifies(
+        self, verify_hmac: Verify, length: int
+    ) -> None:
+        # A 64-byte key is used as it is, a 65-byte one is hashed first.
+        key = bytes(range(length))
+        signature = hmac_signature(key, "sha256", CHUNKS, "hex")
+
+        assert verify_signed(verify_hmac, [signature], secrets=[key]) == OK
+        assert verify_signed(verify_hmac, [signature], secrets=[key[:-1]]) == MISMATCH
+
+
 class TestValidSignatures:
     @pytest.mark.parametrize("encoding", ENCODINGS)
     @pytest.mark.parametrize("algorithm", ALGORITHMS)
