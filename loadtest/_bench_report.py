@@ -20,7 +20,8 @@ CONFIGURATIONS = [
     ("bare", "bare Granian (202, no work)"),
     ("hookgate", "hookgate, Standard 1 KB"),
     ("hookgate_mix", "hookgate, realistic mix"),
-    ("tracing_default", "hookgate, tracing default sampler (1%)"),
+    ("tracing_off", "hookgate, tracing off (median pair)"),
+    ("tracing_default", "hookgate, tracing default sampler (1%, median pair)"),
     ("tracing_always_on", "hookgate, tracing every request"),
     ("fastapi", "FastAPI + one XADD"),
 ]
@@ -129,6 +130,20 @@ def write_report_md(path: Path, document: dict[str, Any]) -> None:
             f"Warning: other work used more than {DISTURBED_PERCENT}% of a core"
             f" during {', '.join(disturbed)}; those figures are low and noisy."
         )
+    pairs = runs.get("tracing_pairs", {}).get("pairs")
+    if pairs:
+        lines += [
+            "",
+            "## Tracing cost, in pairs of back-to-back runs",
+            "",
+            "| pair | tracing off req/s | default sampler req/s | lost |",
+            "| ---: | ---: | ---: | ---: |",
+        ]
+        for index, pair in enumerate(pairs):
+            lines.append(
+                f"| {index} | {_number(pair['off'])} | {_number(pair['default'])}"
+                f" | {pair['loss']:.1%} |"
+            )
     open_run = runs.get("open")
     if open_run is not None:
         lines += [

@@ -9,14 +9,15 @@ Steps, each optional with ``--only``:
 - ``mix``: the same gateway with Standard Webhooks, Graph collections of 1 to 50
   items and Gmail pushes;
 - ``open``: the open-model run at half of hookgate's measured rate;
-- ``tracing``: hookgate with tracing at the default sampler (1%) and at 100%;
+- ``tracing``: hookgate with tracing at the default sampler (1%), in pairs of
+  runs beside a gateway without tracing, then once at 100%;
 - ``fastapi``: the FastAPI peer of :mod:`hookgate.loadtest.fastapi_peer`.
 
-``open`` and ``tracing`` compare with the ``hookgate`` step, so either one runs
-that step too. The bench writes ``results.json``, ``report.md`` and PNG plots into
-the output folder, prints each budget entry's outcome, and returns 1 when an
-entry that is not informational missed, 2 when a step failed. It loads only
-127.0.0.1 and runs a private redis-server on a free port. It stops every process
+``open`` offers half the ``hookgate`` step's rate, so it runs that step too. The
+bench writes ``results.json``, ``report.md`` and PNG plots into the output folder,
+prints each budget entry's outcome, and returns 1 when an entry that is not
+informational missed, 2 when a step failed. It loads only 127.0.0.1 and runs a
+private redis-server on a free port. It stops every process
 it started by PID, also on Ctrl-C and SIGTERM.
 """
 
@@ -54,8 +55,8 @@ from hookgate.loadtest._report import code_state, machine_facts, tool_versions
 
 STEPS = ("micro", "bare", "hookgate", "mix", "open", "tracing", "fastapi")
 SLOWDOWNS = ("no-batching",)
-FULL = Durations(warmup_s=3, measured_s=10, open_s=15)
-SHORT = Durations(warmup_s=2, measured_s=5, open_s=5)
+FULL = Durations(warmup_s=3, measured_s=10, open_s=15, tracing_pairs=3)
+SHORT = Durations(warmup_s=2, measured_s=5, open_s=5, tracing_pairs=1)
 OUTPUTS = ("results.json", "report.md", "micro.json", THROUGHPUT_PNG, LATENCY_PNG)
 
 
