@@ -197,7 +197,7 @@ class Gateway:
                     self._ingest, self.routes, scope, protocol, source_id, sampling
                 )
                 return
-            # Most requests are dropped at the default 1 % sampler. They run here
+            # Most requests are dropped at the default 0.1 % sampler. They run here
             # rather than in traced_ingest, sparing every resumption of the request
             # one more coroutine frame.
             token = tracing.dropped_trace_headers.set(sampling.dropped_headers)

@@ -197,7 +197,7 @@ class Batcher:
     async def _timed_flush(self, batch: list[Waiting], entries: int) -> None:
         started = time.perf_counter()
         try:
-            # Only sampled requests carry a link. Most flushes at the default 1 %
+            # Only sampled requests carry a link. Most flushes at the default 0.1 %
             # sampler have none and so no span, and skip its bookkeeping.
             if tracing.ENABLED and any(item.link is not None for item in batch):
                 await self._traced_flush(batch, entries)

@@ -21,7 +21,7 @@ CONFIGURATIONS = [
     ("hookgate", "hookgate, Standard 1 KB"),
     ("hookgate_mix", "hookgate, realistic mix"),
     ("tracing_off", "hookgate, tracing off (median pair)"),
-    ("tracing_default", "hookgate, tracing default sampler (1%, median pair)"),
+    ("tracing_default", "hookgate, tracing default sampler (0.1%, median pair)"),
     ("tracing_always_on", "hookgate, tracing every request"),
     ("fastapi", "FastAPI + one XADD"),
 ]

@@ -170,7 +170,7 @@ def tracing_env(endpoint: str, sampler: str | None) -> dict[str, str]:
     """Return the variables that turn tracing on, exporting to ``endpoint``.
 
     ``sampler`` becomes ``OTEL_TRACES_SAMPLER``. None leaves that unset, so
-    hookgate uses its default sampler (parent-based, trace-id ratio 0.01).
+    hookgate uses its default sampler (parent-based, trace-id ratio 0.001).
     """
     env = {
         "OTEL_TRACES_EXPORTER": "otlp",

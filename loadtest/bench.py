@@ -9,7 +9,7 @@ Steps, each optional with ``--only``:
 - ``mix``: the same gateway with Standard Webhooks, Graph collections of 1 to 50
   items and Gmail pushes;
 - ``open``: the open-model run at half of hookgate's measured rate;
-- ``tracing``: hookgate with tracing at the default sampler (1%), in pairs of
+- ``tracing``: hookgate with tracing at the default sampler (0.1%), in pairs of
   runs beside a gateway without tracing, then once at 100%;
 - ``fastapi``: the FastAPI peer of :mod:`hookgate.loadtest.fastapi_peer`.
 

@@ -58,12 +58,12 @@ class TestConfiguredSampler:
     def test_default_is_parentbased_ratio(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Without OTEL_TRACES_SAMPLER, new traces are sampled at 1 %."""
+        """Without OTEL_TRACES_SAMPLER, new traces are sampled at 0.1 %."""
         sampler = configure_from(monkeypatch)
 
         assert isinstance(sampler, ParentBasedTraceIdRatio)
-        assert tracing.DEFAULT_SAMPLER_RATIO == 0.01
-        expected = ParentBasedTraceIdRatio(0.01).get_description()
+        assert tracing.DEFAULT_SAMPLER_RATIO == 0.001
+        expected = ParentBasedTraceIdRatio(0.001).get_description()
         assert sampler.get_description() == expected
 
     def test_default_decides_without_sampler(
@@ -119,7 +119,7 @@ class TestConfiguredSampler:
         with capture_logs() as logs:
             sampler = configure_from(monkeypatch, OTEL_TRACES_SAMPLER_ARG="0.5")
 
-        expected = ParentBasedTraceIdRatio(0.01).get_description()
+        expected = ParentBasedTraceIdRatio(0.001).get_description()
         assert sampler.get_description() == expected
         warnings = [
             line for line in logs if line["event"] == "tracing.sampler_arg_ignored"
@@ -135,7 +135,7 @@ class TestConfiguredSampler:
 
         (line,) = [line for line in logs if line["event"] == "tracing.configured"]
         assert line["exporters"] == ["console"]
-        assert line["sampler"] == ParentBasedTraceIdRatio(0.01).get_description()
+        assert line["sampler"] == ParentBasedTraceIdRatio(0.001).get_description()
 
 
 class ParentBasedSubclass(ParentBased):
