@@ -73,6 +73,9 @@ cdef extern from "openssl/sha.h" nogil:
     # OPENSSL_SUPPRESS_DEPRECATED, which keeps the compiler quiet about them. A
     # libcrypto built with no-deprecated lacks them, and the build then fails;
     # HOOKGATE_NO_EXTENSION=1 installs the pure verifier instead.
+    # NOTE: these calls do not go through OpenSSL's providers, so a FIPS
+    # provider does not see them. Where that matters, HOOKGATE_FASTPATH=python
+    # verifies with the standard library's hmac, which does.
     enum: SHA256_CBLOCK  # 64, the SHA-256 block size in bytes
     ctypedef struct SHA256_CTX:
         pass
