@@ -31,9 +31,11 @@ log = structlog.get_logger("hookgate.gateway.batcher")
 
 
 # Flushes in flight at once, and the entries that must wait before a flush may
-# follow one already in flight; see Batcher._may_flush.
+# follow one already in flight; see Batcher._may_flush. At 16, a bench run at
+# 21k requests a second averaged 16.1 entries per round trip, at the edge of the
+# budget's 1 in 16. At 32, the average rose to about 18 at the same throughput.
 PIPELINE_DEPTH = 2
-PIPELINED_BATCH = 16
+PIPELINED_BATCH = 32
 
 
 class Waiting(NamedTuple):
