@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from granian import Granian
 from granian.constants import Interfaces, Loops
 
 from hookgate.config import load_config
+from hookgate.gateway import worker_metrics
 from hookgate.logs import logging_dictconfig
 
 
@@ -20,14 +23,31 @@ def serve(config_path: str, *, host: str, port: int, workers: int) -> None:
     """
     load_config(config_path)
     os.environ["HOOKGATE_CONFIG"] = str(Path(config_path).resolve())
-    Granian(
-        "hookgate.gateway.app:create_app",
-        factory=True,
-        address=host,
-        port=port,
-        workers=workers,
-        interface=Interfaces.RSGI,
-        loop=Loops.uvloop,
-        log_dictconfig=logging_dictconfig(),
-        websockets=False,
-    ).serve()
+    created = None
+    if workers > 1:
+        # The workers sum their counters through this directory; a single worker
+        # has nothing to sum. HOOKGATE_METRICS_DIR picks the directory.
+        chosen = os.environ.get(worker_metrics.ENV)
+        if chosen:
+            directory = Path(chosen)
+        else:
+            directory = created = Path(tempfile.mkdtemp(prefix="hookgate-metrics-"))
+        worker_metrics.prepare_directory(directory)
+        os.environ[worker_metrics.ENV] = str(directory)
+    else:
+        os.environ.pop(worker_metrics.ENV, None)
+    try:
+        Granian(
+            "hookgate.gateway.app:create_app",
+            factory=True,
+            address=host,
+            port=port,
+            workers=workers,
+            interface=Interfaces.RSGI,
+            loop=Loops.uvloop,
+            log_dictconfig=logging_dictconfig(),
+            websockets=False,
+        ).serve()
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)

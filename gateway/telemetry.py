@@ -16,7 +16,6 @@ import hiredis
 from hookgate import keys, metrics, tracing
 from hookgate.config import Config
 from hookgate.gateway.resp import RedisUnavailable, RespConnection
-from hookgate.gateway.stats import counters
 
 TRACE_FIELDS = ("traceparent", "tracestate")
 
@@ -144,25 +143,22 @@ async def read_stream_state(
 
 
 async def metrics_response(
-    config: Config, connection: RespConnection, waiting: int, timeout: float
+    config: Config,
+    connection: RespConnection,
+    counts: metrics.GatewayCounts,
+    timeout: float,
 ) -> bytes:
-    """Render this worker's counters and the tenants' stream state as text.
+    """Render the gateway's counters and the tenants' stream state as text.
 
-    Each Granian worker counts on its own, and a scrape reaches one of them, so
-    with several workers the counters are one worker's share.
-
-    Stream gauges are left out when Redis is unreachable, so a scrape still
-    returns the counters.
+    ``counts`` are this worker's, or every worker's summed; see
+    :mod:`hookgate.gateway.worker_metrics`. Stream gauges are left out when Redis
+    is unreachable, so a scrape still returns the counters.
     """
-    families = metrics.gateway_families(waiting)
-    families.append(metrics.rejection_family(counters))
+    families = metrics.gateway_families(counts)
     try:
         streams = await read_stream_state(connection, config.tenants, timeout)
     except RedisUnavailable:
         streams = {}
-    families.extend(
-        metrics.stream_families(
-            streams, metrics.top_tenants(metrics.accepted_by_tenant())
-        )
-    )
+    top = metrics.top_tenants(metrics.accepted_by_tenant(counts.sources))
+    families.extend(metrics.stream_families(streams, top))
     return metrics.render(families)

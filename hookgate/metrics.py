@@ -97,27 +97,77 @@ def source_counts(source_id: str, tenant: str, provider: str) -> SourceCounts:
     return counts
 
 
-def accepted_by_tenant() -> collections.Counter[str]:
+def accepted_by_tenant(
+    by_source: Mapping[str, SourceCounts],
+) -> collections.Counter[str]:
     """Return the events accepted per tenant, summed over its sources."""
     totals: collections.Counter[str] = collections.Counter()
-    for counts in sources.values():
+    for counts in by_source.values():
         totals[counts.tenant] += counts.accepted
     return totals
 
 
-def requests_by_provider() -> collections.Counter[tuple[str, int]]:
+def requests_by_provider(
+    by_source: Mapping[str, SourceCounts], no_source: SourceCounts
+) -> collections.Counter[tuple[str, int]]:
     """Return the responses per (provider, status), summed over sources."""
     totals: collections.Counter[tuple[str, int]] = collections.Counter()
-    for counts in (*sources.values(), NO_SOURCE):
+    for counts in (*by_source.values(), no_source):
         for status, count in counts.statuses.items():
             totals[(counts.provider, status)] += count
     return totals
 
 
-flush_sizes = Histogram([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
-flush_seconds = Histogram(
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]
+FLUSH_SIZE_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+FLUSH_SECONDS_BOUNDS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
 )
+flush_sizes = Histogram(FLUSH_SIZE_BOUNDS)
+flush_seconds = Histogram(FLUSH_SECONDS_BOUNDS)
+
+REJECTED_PREFIX = "rejected."
+
+
+@dataclass
+class GatewayCounts:
+    """The gateway's counters, of one worker or summed over all of them."""
+
+    sources: Mapping[str, SourceCounts]
+    no_source: SourceCounts
+    # Rejected requests by reason, such as "invalid_signature".
+    rejections: Mapping[str, int]
+    flush_sizes: Histogram
+    flush_seconds: Histogram
+    # Entries waiting for a flush.
+    waiting: int
+
+
+def local_gateway_counts(waiting: int, counters: Mapping[str, int]) -> GatewayCounts:
+    """Return this process's gateway counters; ``counters`` are the gateway's
+    dotted counters, of which the ``rejected.*`` ones count rejections."""
+    return GatewayCounts(
+        sources=sources,
+        no_source=NO_SOURCE,
+        rejections={
+            key[len(REJECTED_PREFIX) :]: count
+            for key, count in counters.items()
+            if key.startswith(REJECTED_PREFIX)
+        },
+        flush_sizes=flush_sizes,
+        flush_seconds=flush_seconds,
+        waiting=waiting,
+    )
+
 
 # Consumer counters, by tenant: entries handled, reclaimed, dead-lettered (the
 # second key is the error class name).
@@ -174,16 +224,17 @@ def stream_families(streams: Mapping[str, StreamState], top: set[str]) -> list[M
     return [length, lag, pending]
 
 
-def gateway_families(waiting: int) -> list[Metric]:
-    """Build the gateway's counter and histogram families from this process."""
-    accepted = accepted_by_tenant()
+def gateway_families(counts: GatewayCounts) -> list[Metric]:
+    """Build the gateway's counter, histogram and gauge families from ``counts``."""
+    accepted = accepted_by_tenant(counts.sources)
     top = top_tenants(accepted)
     requests_family = CounterMetricFamily(
         "hookgate_requests",
         "Ingest requests answered, by provider and HTTP status.",
         labels=["provider", "status"],
     )
-    for (provider, status), count in sorted(requests_by_provider().items()):
+    by_provider = requests_by_provider(counts.sources, counts.no_source)
+    for (provider, status), count in sorted(by_provider.items()):
         requests_family.add_metric([provider, str(status)], count)
     accepted_family = CounterMetricFamily(
         "hookgate_events_accepted",
@@ -193,29 +244,25 @@ def gateway_families(waiting: int) -> list[Metric]:
     for tenant, count in sorted(_by_tenant(accepted, top).items()):
         accepted_family.add_metric([tenant], count)
     waiting_family = GaugeMetricFamily(
-        "hookgate_batcher_waiting", "Entries waiting for a flush.", value=waiting
+        "hookgate_batcher_waiting",
+        "Entries waiting for a flush.",
+        value=counts.waiting,
     )
+    rejections_family = CounterMetricFamily(
+        "hookgate_rejections", "Requests rejected, by reason.", labels=["reason"]
+    )
+    for reason, count in sorted(counts.rejections.items()):
+        rejections_family.add_metric([reason], count)
     return [
         requests_family,
         accepted_family,
-        flush_sizes.family("hookgate_flush_batch_size", "Entries per flush."),
-        flush_seconds.family(
+        counts.flush_sizes.family("hookgate_flush_batch_size", "Entries per flush."),
+        counts.flush_seconds.family(
             "hookgate_flush_duration_seconds", "Time from flush start to its replies."
         ),
         waiting_family,
+        rejections_family,
     ]
-
-
-def rejection_family(counters: Mapping[str, int]) -> Metric:
-    """Build ``hookgate_rejections`` from the gateway's ``rejected.*`` counters."""
-    family = CounterMetricFamily(
-        "hookgate_rejections", "Requests rejected, by reason.", labels=["reason"]
-    )
-    prefix = "rejected."
-    for key, count in sorted(counters.items()):
-        if key.startswith(prefix):
-            family.add_metric([key[len(prefix) :]], count)
-    return family
 
 
 def consumer_families() -> list[Metric]:

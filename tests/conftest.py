@@ -335,7 +335,11 @@ def start_hookgate(
 
 
 def start_gateway(
-    directory: Path, redis_url: str, config: str = TEST_CONFIG, workers: int = 1
+    directory: Path,
+    redis_url: str,
+    config: str = TEST_CONFIG,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
 ) -> Process:
     """Start ``hookgate serve`` and wait until ``/healthz`` answers."""
     config_path = write_config(directory, config)
@@ -352,6 +356,7 @@ def start_gateway(
         ],
         directory,
         redis_url,
+        env,
     )
     gateway.url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20

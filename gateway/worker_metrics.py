@@ -1,0 +1,217 @@
+"""Counters of every Granian worker, summed for a scrape that reaches one of them.
+
+Each worker counts in its own process (:mod:`hookgate.metrics`), and a request to
+``GET /metrics`` reaches whichever worker Granian hands it to. With more than one
+worker, ``hookgate serve`` gives the workers a shared directory
+(``HOOKGATE_METRICS_DIR``). Each worker writes a snapshot of its counters there
+every second and when it stops, and the worker that serves a scrape writes its
+own, reads the others' and sums them. The others' figures are therefore up to a
+second old.
+
+A stopped worker's snapshot stays and keeps counting in the sums, so the totals
+never go down when Granian replaces a worker. Its waiting entries do not count,
+because it has none left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from hookgate import metrics
+
+log = structlog.get_logger("hookgate.gateway.worker_metrics")
+
+# The directory of the snapshots, which ``hookgate serve`` sets for its workers.
+ENV = "HOOKGATE_METRICS_DIR"
+SNAPSHOT_INTERVAL_S = 1.0
+# Snapshot files are named worker-PID.metrics.json. Only files of that shape are
+# read or removed, so a directory the user names may hold other files.
+PATTERN = "worker-*.metrics.json"
+
+
+class SourceSnapshot(msgspec.Struct, frozen=True):
+    tenant: str
+    provider: str
+    accepted: int
+    statuses: dict[int, int]
+
+
+class HistogramSnapshot(msgspec.Struct, frozen=True):
+    counts: list[int]
+    sum: float
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """One worker's gateway counters at one moment."""
+
+    pid: int
+    sources: dict[str, SourceSnapshot]
+    no_source: dict[int, int]
+    rejections: dict[str, int]
+    flush_sizes: HistogramSnapshot
+    flush_seconds: HistogramSnapshot
+    waiting: int
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Snapshot).decode
+
+
+def take(pid: int, counts: metrics.GatewayCounts) -> Snapshot:
+    """Copy ``counts`` into a snapshot of worker ``pid``."""
+    return Snapshot(
+        pid=pid,
+        sources={
+            source_id: SourceSnapshot(
+                source.tenant, source.provider, source.accepted, dict(source.statuses)
+            )
+            for source_id, source in counts.sources.items()
+        },
+        no_source=dict(counts.no_source.statuses),
+        rejections=dict(counts.rejections),
+        flush_sizes=HistogramSnapshot(
+            list(counts.flush_sizes.counts), counts.flush_sizes.sum
+        ),
+        flush_seconds=HistogramSnapshot(
+            list(counts.flush_seconds.counts), counts.flush_seconds.sum
+        ),
+        waiting=counts.waiting,
+    )
+
+
+def write(directory: Path, snapshot: Snapshot) -> None:
+    """Replace the worker's snapshot file, so that readers never see half of it."""
+    final = directory / f"worker-{snapshot.pid}.metrics.json"
+    partial = directory / f"worker-{snapshot.pid}.metrics.partial"
+    partial.write_bytes(_encode(snapshot))
+    os.replace(partial, final)
+
+
+def read_all(directory: Path) -> Iterator[Snapshot]:
+    """Yield every worker's snapshot; a file that cannot be read is skipped."""
+    for path in sorted(directory.glob(PATTERN)):
+        try:
+            yield _decode(path.read_bytes())
+        except (OSError, msgspec.DecodeError) as exc:
+            log.warning("metrics.snapshot_unreadable", path=str(path), error=str(exc))
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # The process exists but belongs to someone else.
+        return True
+    return True
+
+
+def merge(
+    snapshots: Iterator[Snapshot] | list[Snapshot],
+    alive: Callable[[int], bool] = is_alive,
+) -> metrics.GatewayCounts:
+    """Sum worker snapshots into one set of counters.
+
+    Counters add up over every snapshot. Waiting entries add up over the workers
+    that ``alive`` reports as running.
+    """
+    sources: dict[str, metrics.SourceCounts] = {}
+    no_source = metrics.SourceCounts(
+        tenant=metrics.NO_SOURCE.tenant, provider=metrics.NO_SOURCE.provider
+    )
+    rejections: collections.Counter[str] = collections.Counter()
+    sizes = metrics.Histogram(metrics.FLUSH_SIZE_BOUNDS)
+    seconds = metrics.Histogram(metrics.FLUSH_SECONDS_BOUNDS)
+    waiting = 0
+    for snapshot in snapshots:
+        for source_id, source in snapshot.sources.items():
+            merged = sources.get(source_id)
+            if merged is None:
+                merged = sources[source_id] = metrics.SourceCounts(
+                    source.tenant, source.provider
+                )
+            merged.accepted += source.accepted
+            _add(merged.statuses, source.statuses)
+        _add(no_source.statuses, snapshot.no_source)
+        rejections.update(snapshot.rejections)
+        _add_histogram(sizes, snapshot.flush_sizes)
+        _add_histogram(seconds, snapshot.flush_seconds)
+        if alive(snapshot.pid):
+            waiting += snapshot.waiting
+    return metrics.GatewayCounts(
+        sources=sources,
+        no_source=no_source,
+        rejections=rejections,
+        flush_sizes=sizes,
+        flush_seconds=seconds,
+        waiting=waiting,
+    )
+
+
+def _add(total: collections.defaultdict[int, int], part: Mapping[int, int]) -> None:
+    for key, value in part.items():
+        total[key] += value
+
+
+def _add_histogram(total: metrics.Histogram, part: HistogramSnapshot) -> None:
+    # A snapshot from a build with other bounds cannot be summed bucket by bucket.
+    if len(part.counts) != len(total.counts):
+        return
+    for index, count in enumerate(part.counts):
+        total.counts[index] += count
+    total.sum += part.sum
+
+
+class SharedCounts:
+    """This worker's side of the shared directory: writes and sums snapshots."""
+
+    def __init__(self, directory: Path, local: Callable[[], metrics.GatewayCounts]):
+        self.directory = directory
+        self._local = local
+        self._pid = os.getpid()
+        self._task: asyncio.Task[None] | None = None
+
+    def publish(self) -> None:
+        """Write this worker's snapshot now."""
+        write(self.directory, take(self._pid, self._local()))
+
+    def totals(self) -> metrics.GatewayCounts:
+        """Return every worker's counters summed, this worker's as of now."""
+        self.publish()
+        return merge(read_all(self.directory))
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._task = loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_INTERVAL_S)
+            try:
+                self.publish()
+            except OSError as exc:
+                log.warning("metrics.snapshot_failed", error=str(exc))
+
+    def stop(self) -> None:
+        """Stop the periodic writes and write the final snapshot."""
+        if self._task is not None:
+            self._task.cancel()
+        try:
+            self.publish()
+        except OSError as exc:
+            log.warning("metrics.snapshot_failed", error=str(exc))
+
+
+def prepare_directory(path: Path) -> None:
+    """Create ``path`` if needed and remove the snapshots of an earlier run, whose
+    counters would otherwise add to this run's."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob(PATTERN):
+        stale.unlink(missing_ok=True)

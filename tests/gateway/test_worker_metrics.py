@@ -1,0 +1,175 @@
+"""Counters summed over Granian workers: snapshots, their sum, and a real gateway."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from structlog.testing import capture_logs
+
+from hookgate import metrics
+from hookgate.gateway import worker_metrics
+from hookgate.gateway.worker_metrics import HistogramSnapshot, Snapshot, SourceSnapshot
+from hookgate.tests.conftest import RedisServer, start_gateway
+from hookgate.tests.gateway.helpers import entry_count, standard_headers
+
+from .test_metrics import samples
+
+SIZES = len(metrics.FLUSH_SIZE_BOUNDS) + 1
+SECONDS = len(metrics.FLUSH_SECONDS_BOUNDS) + 1
+
+
+def snapshot(
+    pid: int, accepted: int, *, waiting: int = 0, size_bucket: int = 0
+) -> Snapshot:
+    sizes = [0] * SIZES
+    sizes[size_bucket] = 1
+    return Snapshot(
+        pid=pid,
+        sources={
+            "acme-mail": SourceSnapshot(
+                "acme", "standard-webhooks", accepted, {202: accepted, 401: 1}
+            )
+        },
+        no_source={404: 2},
+        rejections={"invalid_signature": 1},
+        flush_sizes=HistogramSnapshot(sizes, float(size_bucket)),
+        flush_seconds=HistogramSnapshot([0] * SECONDS, 0.0),
+        waiting=waiting,
+    )
+
+
+class TestMerge:
+    def test_counters_add_up(self) -> None:
+        merged = worker_metrics.merge(
+            [snapshot(1, 3, size_bucket=2), snapshot(2, 4, size_bucket=5)],
+            alive=lambda pid: True,
+        )
+
+        source = merged.sources["acme-mail"]
+        assert source.accepted == 7
+        assert source.statuses == {202: 7, 401: 2}
+        assert merged.no_source.statuses == {404: 4}
+        assert merged.rejections == {"invalid_signature": 2}
+        assert merged.flush_sizes.counts[2] == 1
+        assert merged.flush_sizes.counts[5] == 1
+        assert merged.flush_sizes.sum == 7.0
+
+    def test_stopped_worker_keeps_counters(self) -> None:
+        # Totals must not drop when Granian replaces a worker, but the entries
+        # that a stopped worker had waiting are gone.
+        merged = worker_metrics.merge(
+            [snapshot(1, 3, waiting=5), snapshot(2, 4, waiting=6)],
+            alive=lambda pid: pid == 2,
+        )
+
+        assert merged.sources["acme-mail"].accepted == 7
+        assert merged.waiting == 6
+
+    def test_histogram_of_other_bounds_skipped(self) -> None:
+        odd = Snapshot(
+            pid=1,
+            sources={},
+            no_source={},
+            rejections={},
+            flush_sizes=HistogramSnapshot([1, 1], 3.0),
+            flush_seconds=HistogramSnapshot([0] * SECONDS, 0.0),
+            waiting=0,
+        )
+
+        merged = worker_metrics.merge([odd, snapshot(2, 1)], alive=lambda pid: True)
+
+        assert sum(merged.flush_sizes.counts) == 1
+
+
+class TestSnapshotFiles:
+    def test_written_snapshot_reads_back(self, tmp_path: Path) -> None:
+        worker_metrics.write(tmp_path, snapshot(41, 3))
+
+        assert list(worker_metrics.read_all(tmp_path)) == [snapshot(41, 3)]
+        assert not list(tmp_path.glob("*.partial"))
+
+    def test_unreadable_snapshot_skipped(self, tmp_path: Path) -> None:
+        worker_metrics.write(tmp_path, snapshot(41, 3))
+        (tmp_path / "worker-42.metrics.json").write_text("{not json")
+
+        with capture_logs() as logs:
+            found = list(worker_metrics.read_all(tmp_path))
+
+        assert [item.pid for item in found] == [41]
+        assert [line["event"] for line in logs] == ["metrics.snapshot_unreadable"]
+
+    def test_earlier_run_removed(self, tmp_path: Path) -> None:
+        worker_metrics.write(tmp_path, snapshot(41, 3))
+        other = tmp_path / "notes.json"
+        other.write_text("{}")
+
+        worker_metrics.prepare_directory(tmp_path)
+
+        assert list(worker_metrics.read_all(tmp_path)) == []
+        assert other.exists()
+
+
+def post_signed(url: str, msg_id: str) -> int:
+    # A new connection per request, so that the kernel spreads them over workers.
+    body = json.dumps({"type": "invoice.paid", "id": msg_id}).encode()
+    response = httpx.post(
+        f"{url}/hooks/acme-mail",
+        content=body,
+        headers=standard_headers(body, msg_id=msg_id),
+        timeout=10,
+    )
+    return response.status_code
+
+
+class TestTwoWorkers:
+    @pytest.fixture
+    def gateway_url(
+        self,
+        redis_server: RedisServer,
+        redis_client: redis.Redis,
+        tmp_path: Path,
+    ) -> Iterator[tuple[str, Path]]:
+        metrics_dir = tmp_path / "metrics"
+        process = start_gateway(
+            tmp_path,
+            redis_server.url,
+            workers=2,
+            env={worker_metrics.ENV: str(metrics_dir)},
+        )
+        try:
+            yield process.url, metrics_dir
+        finally:
+            process.stop()
+
+    def test_every_scrape_counts_both(
+        self, gateway_url: tuple[str, Path], redis_client: redis.Redis
+    ) -> None:
+        url, metrics_dir = gateway_url
+        sent = 40
+        statuses = [post_signed(url, f"msg_workers_{index}") for index in range(sent)]
+        assert statuses == [202] * sent
+        assert entry_count(redis_client) == sent
+        # Each worker writes its snapshot once a second.
+        time.sleep(worker_metrics.SNAPSHOT_INTERVAL_S * 2)
+
+        accepted = set()
+        key = ("hookgate_events_accepted_total", (("tenant", "acme"),))
+        for _ in range(8):
+            page = httpx.get(f"{url}/metrics", timeout=10).text
+            accepted.add(samples(page)[key])
+
+        assert accepted == {sent}
+        # Both workers took requests, or one worker's own counters would pass.
+        shares = [
+            item.sources["acme-mail"].accepted
+            for item in worker_metrics.read_all(metrics_dir)
+        ]
+        assert len(shares) == 2
+        assert min(shares) > 0
+        assert sum(shares) == sent
