@@ -472,7 +472,24 @@ class Gateway:
 
     async def _metrics(self, protocol: Any) -> None:
         shared = self.shared_counts
-        counts = self._local_counts() if shared is None else shared.totals()
+        try:
+            counts = self._local_counts() if shared is None else shared.totals()
+        except OSError as exc:
+            # One worker's own counters would make the totals jump between
+            # scrapes, so the scrape fails instead and Prometheus records a gap.
+            suppressed = self._rejections_logged.allow("metrics")
+            if suppressed is not None:
+                log.warning(
+                    "metrics.unavailable", error=str(exc), suppressed=suppressed
+                )
+            # Not through _reject, which counts ingest rejections.
+            unavailable = Rejection(
+                503,
+                "metrics_unavailable",
+                "cannot read or write the workers' metrics snapshots",
+            )
+            protocol.response_bytes(503, JSON, unavailable.body())
+            return
         body = await metrics_response(
             self.config,
             self.connection,

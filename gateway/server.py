@@ -24,6 +24,7 @@ def serve(config_path: str, *, host: str, port: int, workers: int) -> None:
     load_config(config_path)
     os.environ["HOOKGATE_CONFIG"] = str(Path(config_path).resolve())
     created = None
+    lock = None
     if workers > 1:
         # The workers sum their counters through this directory; a single worker
         # has nothing to sum. HOOKGATE_METRICS_DIR picks the directory.
@@ -32,7 +33,7 @@ def serve(config_path: str, *, host: str, port: int, workers: int) -> None:
             directory = Path(chosen)
         else:
             directory = created = Path(tempfile.mkdtemp(prefix="hookgate-metrics-"))
-        worker_metrics.prepare_directory(directory)
+        lock = worker_metrics.claim_directory(directory)
         os.environ[worker_metrics.ENV] = str(directory)
     else:
         os.environ.pop(worker_metrics.ENV, None)
@@ -47,7 +48,11 @@ def serve(config_path: str, *, host: str, port: int, workers: int) -> None:
             loop=Loops.uvloop,
             log_dictconfig=logging_dictconfig(),
             websockets=False,
+            # A worker that crashes is replaced rather than stopping the gateway.
+            respawn_failed_workers=True,
         ).serve()
     finally:
+        if lock is not None:
+            lock.close()
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)

@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
 import msgspec
 import structlog
 
 from hookgate import metrics
+from hookgate.logs import RateLimiter
 
 log = structlog.get_logger("hookgate.gateway.worker_metrics")
+# A scrape reads every snapshot, so one bad file would log on every scrape.
+_unreadable_logged = RateLimiter(per_second=1 / 60)
 
 # The directory of the snapshots, which ``hookgate serve`` sets for its workers.
 ENV = "HOOKGATE_METRICS_DIR"
@@ -100,7 +105,14 @@ def read_all(directory: Path) -> Iterator[Snapshot]:
         try:
             yield _decode(path.read_bytes())
         except (OSError, msgspec.DecodeError) as exc:
-            log.warning("metrics.snapshot_unreadable", path=str(path), error=str(exc))
+            suppressed = _unreadable_logged.allow("unreadable")
+            if suppressed is not None:
+                log.warning(
+                    "metrics.snapshot_unreadable",
+                    path=str(path),
+                    error=str(exc),
+                    suppressed=suppressed,
+                )
 
 
 def is_alive(pid: int) -> bool:
@@ -209,9 +221,46 @@ class SharedCounts:
             log.warning("metrics.snapshot_failed", error=str(exc))
 
 
-def prepare_directory(path: Path) -> None:
-    """Create ``path`` if needed and remove the snapshots of an earlier run, whose
-    counters would otherwise add to this run's."""
-    path.mkdir(parents=True, exist_ok=True)
-    for stale in path.glob(PATTERN):
-        stale.unlink(missing_ok=True)
+class MetricsDirError(RuntimeError):
+    """Raised when the snapshot directory cannot serve a new server."""
+
+
+LOCK_NAME = ".hookgate-metrics.lock"
+
+
+def claim_directory(path: Path) -> IO[bytes]:
+    """Prepare ``path`` for this server's workers and return its held lock.
+
+    Creates the directory if needed and removes the snapshots of an earlier run,
+    whose counters would otherwise add to this run's. The lock stays held while
+    the returned file is open, so that a second server on the same directory,
+    whose workers' counters would mix with these, fails to start instead. Raises
+    :class:`MetricsDirError` when the directory cannot be created, written or
+    locked.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        lock = (path / LOCK_NAME).open("wb")
+    except OSError as exc:
+        raise MetricsDirError(
+            f"cannot use {path} for the workers' metrics ({exc.strerror});"
+            f" set {ENV} to a writable directory"
+        ) from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise MetricsDirError(
+            f"another hookgate server uses {path} for its workers' metrics;"
+            f" give each server its own {ENV}"
+        ) from None
+    try:
+        for stale in path.glob(PATTERN):
+            stale.unlink(missing_ok=True)
+    except OSError as exc:
+        lock.close()
+        raise MetricsDirError(
+            f"cannot remove old snapshots from {path} ({exc.strerror});"
+            f" set {ENV} to a writable directory"
+        ) from None
+    return lock

@@ -75,6 +75,7 @@ def serve(config_path: str, host: str, port: int, workers: int) -> None:
     """Run the ingest gateway."""
     from hookgate import tracing
     from hookgate.gateway.server import serve as run_server
+    from hookgate.gateway.worker_metrics import MetricsDirError
 
     configure_logging()
     _load(config_path)
@@ -82,9 +83,13 @@ def serve(config_path: str, host: str, port: int, workers: int) -> None:
     # stops a bad setting before any worker starts.
     try:
         tracing.exporter_names()
+        tracing.check_sampler()
     except tracing.TracingConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    run_server(config_path, host=host, port=port, workers=workers)
+    try:
+        run_server(config_path, host=host, port=port, workers=workers)
+    except MetricsDirError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

@@ -56,6 +56,7 @@ def serve(*, host: str, port: int, workers: int) -> None:
         loop=Loops.uvloop,
         log_dictconfig=logging_dictconfig(),
         websockets=False,
+        respawn_failed_workers=True,
     ).serve()
 
 

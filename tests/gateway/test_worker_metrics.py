@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,10 +112,29 @@ class TestSnapshotFiles:
         other = tmp_path / "notes.json"
         other.write_text("{}")
 
-        worker_metrics.prepare_directory(tmp_path)
+        lock = worker_metrics.claim_directory(tmp_path)
+        lock.close()
 
         assert list(worker_metrics.read_all(tmp_path)) == []
         assert other.exists()
+
+    def test_second_server_refused(self, tmp_path: Path) -> None:
+        lock = worker_metrics.claim_directory(tmp_path)
+        try:
+            with pytest.raises(worker_metrics.MetricsDirError, match="another"):
+                worker_metrics.claim_directory(tmp_path)
+        finally:
+            lock.close()
+
+        # Once the first server stops, the directory is free again.
+        worker_metrics.claim_directory(tmp_path).close()
+
+    def test_file_in_place_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "metrics"
+        path.write_text("not a directory")
+
+        with pytest.raises(worker_metrics.MetricsDirError, match="cannot use"):
+            worker_metrics.claim_directory(path)
 
 
 def post_signed(url: str, msg_id: str) -> int:
@@ -173,3 +195,72 @@ class TestTwoWorkers:
         assert len(shares) == 2
         assert min(shares) > 0
         assert sum(shares) == sent
+
+
+def worker_pids(server_pid: int) -> set[int]:
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text()
+    return {int(pid) for pid in children.split()}
+
+
+def accepted_on_scrapes(url: str, scrapes: int) -> set[float]:
+    key = ("hookgate_events_accepted_total", (("tenant", "acme"),))
+    return {
+        samples(httpx.get(f"{url}/metrics", timeout=10).text)[key]
+        for _ in range(scrapes)
+    }
+
+
+class TestWorkerReplaced:
+    def test_killed_worker_replaced_and_counted(
+        self, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+    ) -> None:
+        metrics_dir = tmp_path / "metrics"
+        process = start_gateway(
+            tmp_path,
+            redis_server.url,
+            workers=2,
+            env={worker_metrics.ENV: str(metrics_dir)},
+        )
+        try:
+            url = process.url
+            for index in range(20):
+                assert post_signed(url, f"msg_killed_{index}") == 202
+            time.sleep(worker_metrics.SNAPSHOT_INTERVAL_S * 2)
+            before = worker_pids(process.process.pid)
+            assert len(before) == 2
+
+            os.kill(min(before), signal.SIGKILL)
+            deadline = time.monotonic() + 20
+            while len(worker_pids(process.process.pid) - before) < 1:
+                assert time.monotonic() < deadline, process.log()
+                time.sleep(0.1)
+            for index in range(10):
+                assert post_signed(url, f"msg_after_{index}") == 202
+            time.sleep(worker_metrics.SNAPSHOT_INTERVAL_S * 2)
+
+            # The killed worker's counters stay in the sums.
+            assert accepted_on_scrapes(url, 8) == {30}
+            assert process.process.poll() is None
+        finally:
+            process.stop()
+
+    def test_lost_directory_fails_scrape(
+        self, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+    ) -> None:
+        metrics_dir = tmp_path / "metrics"
+        process = start_gateway(
+            tmp_path,
+            redis_server.url,
+            workers=2,
+            env={worker_metrics.ENV: str(metrics_dir)},
+        )
+        try:
+            shutil.rmtree(metrics_dir)
+
+            response = httpx.get(f"{process.url}/metrics", timeout=10)
+
+            assert response.status_code == 503
+            assert response.json()["error"] == "metrics_unavailable"
+            assert post_signed(process.url, "msg_still_accepted") == 202
+        finally:
+            process.stop()
