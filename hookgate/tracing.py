@@ -31,6 +31,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from importlib.metadata import entry_points
 from typing import Any, NamedTuple
 
 import structlog
@@ -178,6 +179,44 @@ def default_sampler() -> Sampler:
     return ParentBasedTraceIdRatio(DEFAULT_SAMPLER_RATIO)
 
 
+# The entry point group in which the SDK looks up OTEL_TRACES_SAMPLER.
+SAMPLER_ENTRY_POINTS = "opentelemetry_traces_sampler"
+# The samplers that take OTEL_TRACES_SAMPLER_ARG as a ratio.
+RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
+
+
+def check_sampler() -> None:
+    """Raise :class:`TracingConfigError` for a sampler setting the SDK would replace.
+
+    The SDK logs an unknown ``OTEL_TRACES_SAMPLER`` name, or a ratio that is not
+    a number from 0 to 1, and then traces every request, which can cost most of
+    the gateway's throughput. Names are those of the SDK's
+    ``opentelemetry_traces_sampler`` entry points, so a sampler that a package
+    registers there passes.
+    """
+    name = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    if not name:
+        return
+    known = {point.name for point in entry_points(group=SAMPLER_ENTRY_POINTS)}
+    if name not in known:
+        raise TracingConfigError(
+            f"unknown sampler {name!r} in OTEL_TRACES_SAMPLER; use one of"
+            f" {', '.join(sorted(known))}"
+        )
+    argument = os.environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if name in RATIO_SAMPLERS and argument:
+        try:
+            ratio = float(argument)
+        except ValueError:
+            ratio = -1.0
+        # NaN fails this comparison too.
+        if not 0.0 <= ratio <= 1.0:
+            raise TracingConfigError(
+                f"invalid OTEL_TRACES_SAMPLER_ARG {argument!r} for {name}; use a"
+                " ratio from 0 to 1, such as 0.01"
+            )
+
+
 def _configured_sampler() -> Sampler | None:
     # None lets the SDK's TracerProvider read OTEL_TRACES_SAMPLER and
     # OTEL_TRACES_SAMPLER_ARG. An empty value counts as unset, as the
@@ -206,6 +245,7 @@ def configure(service_name: str) -> bool:
     names = exporter_names()
     if not names:
         return False
+    check_sampler()
 
     resource = Resource.create(
         {SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service_name)}
