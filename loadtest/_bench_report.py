@@ -23,6 +23,7 @@ CONFIGURATIONS = [
     ("tracing_off", "hookgate, tracing off (median pair)"),
     ("tracing_default", "hookgate, tracing default sampler (0.1%, median pair)"),
     ("tracing_always_on", "hookgate, tracing every request"),
+    ("tracing_always_on_off", "hookgate, tracing off (beside every request)"),
     ("fastapi", "FastAPI + one XADD"),
 ]
 
@@ -167,7 +168,12 @@ def write_report_md(path: Path, document: dict[str, Any]) -> None:
         ]
     if document["errors"]:
         lines += ["", "## Errors", "", *[f"- {error}" for error in document["errors"]]]
-    lines += ["", f"Plots: {THROUGHPUT_PNG}, {LATENCY_PNG}.", ""]
+    plots = [THROUGHPUT_PNG] if any(key in runs for key, _ in CONFIGURATIONS) else []
+    if open_run is not None:
+        plots.append(LATENCY_PNG)
+    if plots:
+        lines += ["", f"Plots: {', '.join(plots)}."]
+    lines.append("")
     path.write_text("\n".join(lines))
 
 
