@@ -19,6 +19,7 @@ import asyncio
 import collections
 import fcntl
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
@@ -36,8 +37,10 @@ _unreadable_logged = RateLimiter(per_second=1 / 60)
 # The directory of the snapshots, which ``hookgate serve`` sets for its workers.
 ENV = "HOOKGATE_METRICS_DIR"
 SNAPSHOT_INTERVAL_S = 1.0
-# Snapshot files are named worker-PID.metrics.json. Only files of that shape are
-# read or removed, so a directory the user names may hold other files.
+# Snapshot files are named worker-PID-START.metrics.json, START being when the
+# worker began in nanoseconds, so that a new worker whose PID a dead one had does
+# not overwrite that one's counters. Only files of that shape are read or
+# removed, so a directory the user names may hold other files.
 PATTERN = "worker-*.metrics.json"
 
 
@@ -91,10 +94,11 @@ def take(pid: int, counts: metrics.GatewayCounts) -> Snapshot:
     )
 
 
-def write(directory: Path, snapshot: Snapshot) -> None:
+def write(directory: Path, snapshot: Snapshot, started_ns: int = 0) -> None:
     """Replace the worker's snapshot file, so that readers never see half of it."""
-    final = directory / f"worker-{snapshot.pid}.metrics.json"
-    partial = directory / f"worker-{snapshot.pid}.metrics.partial"
+    name = f"worker-{snapshot.pid}-{started_ns}"
+    final = directory / f"{name}.metrics.json"
+    partial = directory / f"{name}.metrics.partial"
     partial.write_bytes(_encode(snapshot))
     os.replace(partial, final)
 
@@ -189,11 +193,12 @@ class SharedCounts:
         self.directory = directory
         self._local = local
         self._pid = os.getpid()
+        self._started_ns = time.time_ns()
         self._task: asyncio.Task[None] | None = None
 
     def publish(self) -> None:
         """Write this worker's snapshot now."""
-        write(self.directory, take(self._pid, self._local()))
+        write(self.directory, take(self._pid, self._local()), self._started_ns)
 
     def totals(self) -> metrics.GatewayCounts:
         """Return every worker's counters summed, this worker's as of now."""

@@ -99,13 +99,24 @@ class TestSnapshotFiles:
 
     def test_unreadable_snapshot_skipped(self, tmp_path: Path) -> None:
         worker_metrics.write(tmp_path, snapshot(41, 3))
-        (tmp_path / "worker-42.metrics.json").write_text("{not json")
+        (tmp_path / "worker-42-0.metrics.json").write_text("{not json")
 
         with capture_logs() as logs:
             found = list(worker_metrics.read_all(tmp_path))
 
         assert [item.pid for item in found] == [41]
         assert [line["event"] for line in logs] == ["metrics.snapshot_unreadable"]
+
+    def test_reused_pid_keeps_both(self, tmp_path: Path) -> None:
+        # A new worker may get the PID of one that died; both counts must stay.
+        worker_metrics.write(tmp_path, snapshot(41, 3), started_ns=1)
+        worker_metrics.write(tmp_path, snapshot(41, 4), started_ns=2)
+
+        merged = worker_metrics.merge(
+            worker_metrics.read_all(tmp_path), alive=lambda pid: True
+        )
+
+        assert merged.sources["acme-mail"].accepted == 7
 
     def test_earlier_run_removed(self, tmp_path: Path) -> None:
         worker_metrics.write(tmp_path, snapshot(41, 3))
