@@ -259,6 +259,9 @@ def claim_directory(path: Path) -> IO[bytes]:
             f"another hookgate server uses {path} for its workers' metrics;"
             f" give each server its own {ENV}"
         ) from None
+    # Granian forks its workers, which would share the lock, so workers left
+    # running after the server was killed would keep the directory locked.
+    os.register_at_fork(after_in_child=lock.close)
     try:
         for stale in path.glob(PATTERN):
             stale.unlink(missing_ok=True)

@@ -82,8 +82,9 @@ def serve(config_path: str, host: str, port: int, workers: int) -> None:
     # Each worker builds its own tracer provider; checking the variables here
     # stops a bad setting before any worker starts.
     try:
-        tracing.exporter_names()
-        tracing.check_sampler()
+        # The sampler matters only when tracing is on, as in the workers.
+        if tracing.exporter_names():
+            tracing.check_sampler()
     except tracing.TracingConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:

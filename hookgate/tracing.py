@@ -31,7 +31,6 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from importlib.metadata import entry_points
 from typing import Any, NamedTuple
 
 import structlog
@@ -179,8 +178,17 @@ def default_sampler() -> Sampler:
     return ParentBasedTraceIdRatio(DEFAULT_SAMPLER_RATIO)
 
 
-# The entry point group in which the SDK looks up OTEL_TRACES_SAMPLER.
-SAMPLER_ENTRY_POINTS = "opentelemetry_traces_sampler"
+# The samplers that the SDK's TracerProvider builds from OTEL_TRACES_SAMPLER, as
+# the OpenTelemetry specification names them. The SDK lowercases the value but
+# does not strip it, and it ignores samplers registered as entry points.
+KNOWN_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
 # The samplers that take OTEL_TRACES_SAMPLER_ARG as a ratio.
 RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
 
@@ -188,33 +196,33 @@ RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
 def check_sampler() -> None:
     """Raise :class:`TracingConfigError` for a sampler setting the SDK would replace.
 
-    The SDK logs an unknown ``OTEL_TRACES_SAMPLER`` name, or a ratio that is not
-    a number from 0 to 1, and then traces every request, which can cost most of
-    the gateway's throughput. Names are those of the SDK's
-    ``opentelemetry_traces_sampler`` entry points, so a sampler that a package
-    registers there passes.
+    For any other name, or a ratio sampler without a number from 0 to 1, the SDK
+    logs a warning and then traces every request, which can cost most of the
+    gateway's throughput. A ratio sampler without a ratio also traces every
+    request, as the specification's default of 1.0, so it must have one here.
     """
-    name = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
-    if not name:
+    raw = os.environ.get("OTEL_TRACES_SAMPLER", "")
+    if not raw.strip():
         return
-    known = {point.name for point in entry_points(group=SAMPLER_ENTRY_POINTS)}
-    if name not in known:
+    name = raw.lower()
+    if name not in KNOWN_SAMPLERS:
         raise TracingConfigError(
-            f"unknown sampler {name!r} in OTEL_TRACES_SAMPLER; use one of"
-            f" {', '.join(sorted(known))}"
+            f"unknown sampler {raw!r} in OTEL_TRACES_SAMPLER; use one of"
+            f" {', '.join(KNOWN_SAMPLERS)}"
         )
-    argument = os.environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
-    if name in RATIO_SAMPLERS and argument:
-        try:
-            ratio = float(argument)
-        except ValueError:
-            ratio = -1.0
-        # NaN fails this comparison too.
-        if not 0.0 <= ratio <= 1.0:
-            raise TracingConfigError(
-                f"invalid OTEL_TRACES_SAMPLER_ARG {argument!r} for {name}; use a"
-                " ratio from 0 to 1, such as 0.01"
-            )
+    if name not in RATIO_SAMPLERS:
+        return
+    argument = os.environ.get("OTEL_TRACES_SAMPLER_ARG", "")
+    try:
+        ratio = float(argument)
+    except ValueError:
+        ratio = -1.0
+    # NaN fails this comparison too.
+    if not 0.0 <= ratio <= 1.0:
+        raise TracingConfigError(
+            f"invalid OTEL_TRACES_SAMPLER_ARG {argument!r} for {name}; set it to a"
+            " ratio from 0 to 1, such as 0.01"
+        )
 
 
 def _configured_sampler() -> Sampler | None:

@@ -387,3 +387,48 @@ def test_random_id_generator_is_sdk_default() -> None:
     tracer = provider.get_tracer("hookgate.tests")
 
     assert type(getattr(tracer, "id_generator", None)) is RandomIdGenerator
+
+
+class TestCheckSampler:
+    @pytest.mark.parametrize(
+        ("sampler", "argument"),
+        [
+            ("", ""),
+            ("PARENTBASED_ALWAYS_OFF", ""),
+            ("parentbased_traceidratio", "0"),
+            ("traceidratio", "1"),
+            ("parentbased_traceidratio", "1e-3"),
+        ],
+    )
+    def test_setting_accepted(
+        self, monkeypatch: pytest.MonkeyPatch, sampler: str, argument: str
+    ) -> None:
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", argument)
+
+        tracing.check_sampler()
+
+    @pytest.mark.parametrize(
+        ("sampler", "argument", "message"),
+        [
+            # The SDK does not strip the name, so it would not know this one.
+            (" parentbased_always_off", "", "unknown sampler"),
+            ("my_custom_sampler", "", "unknown sampler"),
+            ("parentbased_traceidratio", "", "invalid OTEL_TRACES_SAMPLER_ARG"),
+            ("parentbased_traceidratio", "nan", "invalid OTEL_TRACES_SAMPLER_ARG"),
+            ("traceidratio", "-0.5", "invalid OTEL_TRACES_SAMPLER_ARG"),
+        ],
+    )
+    def test_setting_refused(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        sampler: str,
+        argument: str,
+        message: str,
+    ) -> None:
+        # Each of these would make the SDK trace every request.
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", argument)
+
+        with pytest.raises(tracing.TracingConfigError, match=message):
+            tracing.check_sampler()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from structlog.testing import capture_logs
 from hookgate import metrics
 from hookgate.gateway import worker_metrics
 from hookgate.gateway.worker_metrics import HistogramSnapshot, Snapshot, SourceSnapshot
-from hookgate.tests.conftest import RedisServer, start_gateway
+from hookgate.tests.conftest import Process, RedisServer, start_gateway
 from hookgate.tests.gateway.helpers import entry_count, standard_headers
 
 from .test_metrics import samples
@@ -108,7 +109,7 @@ class TestSnapshotFiles:
         assert [line["event"] for line in logs] == ["metrics.snapshot_unreadable"]
 
     def test_reused_pid_keeps_both(self, tmp_path: Path) -> None:
-        # A new worker may get the PID of one that died; both counts must stay.
+        # A new worker can reuse a dead worker's PID, and both counts must stay.
         worker_metrics.write(tmp_path, snapshot(41, 3), started_ns=1)
         worker_metrics.write(tmp_path, snapshot(41, 4), started_ns=2)
 
@@ -148,6 +149,20 @@ class TestSnapshotFiles:
             worker_metrics.claim_directory(path)
 
 
+def start_two_workers(
+    redis_server: RedisServer, tmp_path: Path
+) -> tuple[Process, Path]:
+    """Start a two-worker gateway whose snapshot directory the test knows."""
+    metrics_dir = tmp_path / "metrics"
+    process = start_gateway(
+        tmp_path,
+        redis_server.url,
+        workers=2,
+        env={worker_metrics.ENV: str(metrics_dir)},
+    )
+    return process, metrics_dir
+
+
 def post_signed(url: str, msg_id: str) -> int:
     # A new connection per request, so that the kernel spreads them over workers.
     body = json.dumps({"type": "invoice.paid", "id": msg_id}).encode()
@@ -168,13 +183,7 @@ class TestTwoWorkers:
         redis_client: redis.Redis,
         tmp_path: Path,
     ) -> Iterator[tuple[str, Path]]:
-        metrics_dir = tmp_path / "metrics"
-        process = start_gateway(
-            tmp_path,
-            redis_server.url,
-            workers=2,
-            env={worker_metrics.ENV: str(metrics_dir)},
-        )
+        process, metrics_dir = start_two_workers(redis_server, tmp_path)
         try:
             yield process.url, metrics_dir
         finally:
@@ -225,13 +234,7 @@ class TestWorkerReplaced:
     def test_killed_worker_replaced_and_counted(
         self, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
     ) -> None:
-        metrics_dir = tmp_path / "metrics"
-        process = start_gateway(
-            tmp_path,
-            redis_server.url,
-            workers=2,
-            env={worker_metrics.ENV: str(metrics_dir)},
-        )
+        process, _ = start_two_workers(redis_server, tmp_path)
         try:
             url = process.url
             for index in range(20):
@@ -258,13 +261,7 @@ class TestWorkerReplaced:
     def test_lost_directory_fails_scrape(
         self, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
     ) -> None:
-        metrics_dir = tmp_path / "metrics"
-        process = start_gateway(
-            tmp_path,
-            redis_server.url,
-            workers=2,
-            env={worker_metrics.ENV: str(metrics_dir)},
-        )
+        process, metrics_dir = start_two_workers(redis_server, tmp_path)
         try:
             shutil.rmtree(metrics_dir)
 
@@ -275,3 +272,22 @@ class TestWorkerReplaced:
             assert post_signed(process.url, "msg_still_accepted") == 202
         finally:
             process.stop()
+
+
+class TestServerKilled:
+    def test_lock_released_with_server(
+        self, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+    ) -> None:
+        # Granian's workers outlive a SIGKILLed server; they must not keep the
+        # directory from the next server.
+        process, metrics_dir = start_two_workers(redis_server, tmp_path)
+        workers = worker_pids(process.process.pid)
+        try:
+            process.process.kill()
+            process.process.wait()
+
+            worker_metrics.claim_directory(metrics_dir).close()
+        finally:
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
