@@ -260,27 +260,17 @@ class Batcher:
             # event id, so the event is neither lost nor written twice.
             self._connection.drop()
             self._fail(batch, RedisUnavailable("timed out waiting for Redis"))
-            suppressed = self._failures_logged.allow("timeout")
-            if suppressed is not None:
-                log.warning(
-                    "flush.failed",
-                    reason="timeout",
-                    batch_size=entries,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
-                    suppressed=suppressed,
-                )
+            self._log_failure(
+                "timeout",
+                "timeout",
+                entries,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
             return
         except RedisUnavailable as exc:
             self._connection.drop()
             self._fail(batch, exc)
-            suppressed = self._failures_logged.allow("unavailable")
-            if suppressed is not None:
-                log.warning(
-                    "flush.failed",
-                    reason=str(exc),
-                    batch_size=entries,
-                    suppressed=suppressed,
-                )
+            self._log_failure("unavailable", str(exc), entries)
             return
 
         for (_, items, count), reply in zip(groups, replies, strict=True):
@@ -298,14 +288,21 @@ class Batcher:
                 log.warning("flush.script_missing", batch_size=count)
                 self._connection.drop()
             else:
-                suppressed = self._failures_logged.allow("rejected")
-                if suppressed is not None:
-                    log.warning(
-                        "flush.failed",
-                        reason=str(error),
-                        batch_size=count,
-                        suppressed=suppressed,
-                    )
+                self._log_failure("rejected", str(error), count)
+
+    def _log_failure(
+        self, kind: str, reason: str, batch_size: int, **fields: float
+    ) -> None:
+        # Rate-limited per kind, because during an outage every flush fails.
+        suppressed = self._failures_logged.allow(kind)
+        if suppressed is not None:
+            log.warning(
+                "flush.failed",
+                reason=reason,
+                batch_size=batch_size,
+                suppressed=suppressed,
+                **fields,
+            )
 
     def _fail(self, batch: list[Waiting], exc: Exception) -> None:
         for item in batch:

@@ -200,6 +200,13 @@ class SharedCounts:
         """Write this worker's snapshot now."""
         write(self.directory, take(self._pid, self._local()), self._started_ns)
 
+    def _publish_logged(self) -> None:
+        # For the periodic and final writes, whose failure has no caller to tell.
+        try:
+            self.publish()
+        except OSError as exc:
+            log.warning("metrics.snapshot_failed", error=str(exc))
+
     def totals(self) -> metrics.GatewayCounts:
         """Return every worker's counters summed, this worker's as of now."""
         self.publish()
@@ -211,19 +218,13 @@ class SharedCounts:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(SNAPSHOT_INTERVAL_S)
-            try:
-                self.publish()
-            except OSError as exc:
-                log.warning("metrics.snapshot_failed", error=str(exc))
+            self._publish_logged()
 
     def stop(self) -> None:
         """Stop the periodic writes and write the final snapshot."""
         if self._task is not None:
             self._task.cancel()
-        try:
-            self.publish()
-        except OSError as exc:
-            log.warning("metrics.snapshot_failed", error=str(exc))
+        self._publish_logged()
 
 
 class MetricsDirError(RuntimeError):

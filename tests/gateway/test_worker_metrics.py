@@ -152,7 +152,7 @@ class TestSnapshotFiles:
 def start_two_workers(
     redis_server: RedisServer, tmp_path: Path
 ) -> tuple[Process, Path]:
-    """Start a two-worker gateway whose snapshot directory the test knows."""
+    """Start a two-worker gateway and return it with its snapshot directory."""
     metrics_dir = tmp_path / "metrics"
     process = start_gateway(
         tmp_path,
