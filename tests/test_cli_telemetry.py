@@ -10,14 +10,12 @@ import pytest
 from hookgate.tests.conftest import HOOKGATE, TEST_ENV, RedisServer, write_config
 
 
-@pytest.mark.parametrize("command", ["serve", "consume"])
-def test_unknown_exporter_rejected(
-    command: str, redis_server: RedisServer, tmp_path: Path
-) -> None:
-    config = write_config(tmp_path)
-
-    result = subprocess.run(
-        [HOOKGATE, command, "--config", str(config)],
+def run_hookgate(
+    args: list[str], redis_server: RedisServer, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run a hookgate command that must exit by itself, with a minimal PATH."""
+    return subprocess.run(
+        [HOOKGATE, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -25,6 +23,21 @@ def test_unknown_exporter_rejected(
             **TEST_ENV,
             "REDIS_URL": redis_server.url,
             "PATH": "/usr/bin:/bin",
+            **env,
+        },
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "consume"])
+def test_unknown_exporter_rejected(
+    command: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path)
+
+    result = run_hookgate(
+        [command, "--config", str(config)],
+        redis_server,
+        {
             "OTEL_TRACES_EXPORTER": "zipkin",
         },
     )
@@ -59,15 +72,10 @@ def test_bad_sampler_rejected(
     # The SDK would log these and then trace every request.
     config = write_config(tmp_path)
 
-    result = subprocess.run(
-        [HOOKGATE, command, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            **TEST_ENV,
-            "REDIS_URL": redis_server.url,
-            "PATH": "/usr/bin:/bin",
+    result = run_hookgate(
+        [command, "--config", str(config)],
+        redis_server,
+        {
             "OTEL_TRACES_EXPORTER": "console",
             "OTEL_TRACES_SAMPLER": sampler,
             "OTEL_TRACES_SAMPLER_ARG": argument,
@@ -86,15 +94,10 @@ def test_metrics_dir_on_file_rejected(
     blocker = tmp_path / "metrics"
     blocker.write_text("a file where the directory should be")
 
-    result = subprocess.run(
-        [HOOKGATE, "serve", "--config", str(config), "--workers", "2"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            **TEST_ENV,
-            "REDIS_URL": redis_server.url,
-            "PATH": "/usr/bin:/bin",
+    result = run_hookgate(
+        ["serve", "--config", str(config), "--workers", "2"],
+        redis_server,
+        {
             "HOOKGATE_METRICS_DIR": str(blocker),
         },
     )
