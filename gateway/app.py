@@ -83,6 +83,10 @@ class Route(msgspec.Struct, frozen=True):
 class Gateway:
     """One worker's RSGI application; Granian calls ``__rsgi__`` per request."""
 
+    # The bench swaps in a batcher that confirms writes without Redis; see
+    # hookgate.loadtest.nowrite.
+    batcher_class: type[Batcher] = Batcher
+
     def __init__(self, config: Config, redis_url: str) -> None:
         self.config = config
         self.settings = config.gateway
@@ -136,7 +140,7 @@ class Gateway:
     # Granian calls these two around the worker's lifetime, on its event loop.
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.batcher = Batcher(
+        self.batcher = self.batcher_class(
             self.connection,
             max_pending=self.settings.max_pending,
             max_batch=self.settings.max_batch,
@@ -520,7 +524,7 @@ class Gateway:
             protocol.response_bytes(200, JSON, b'{"status":"ready"}')
 
 
-def create_app() -> Gateway:
+def create_app(gateway_class: type[Gateway] = Gateway) -> Gateway:
     """Build a worker's application from ``HOOKGATE_CONFIG`` and ``REDIS_URL``.
 
     Granian calls this in each worker process (``factory=True``).
@@ -529,7 +533,7 @@ def create_app() -> Gateway:
     tracing.configure("hookgate-gateway")
     config = load_config(os.environ["HOOKGATE_CONFIG"])
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    app = Gateway(config, redis_url)
+    app = gateway_class(config, redis_url)
     if init_sentry(config, "gateway"):
         capture_unhandled(app)
     return app

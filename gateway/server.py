@@ -14,6 +14,29 @@ from hookgate.config import load_config
 from hookgate.gateway import worker_metrics
 from hookgate.logs import logging_dictconfig
 
+APP = "hookgate.gateway.app:create_app"
+
+
+def run_granian(target: str, *, host: str, port: int, workers: int) -> None:
+    """Serve the app factory ``target`` with Granian until it is stopped.
+
+    ``hookgate serve`` and the load tests' baselines all start Granian here, so
+    that the servers the bench compares differ only in their apps.
+    """
+    Granian(
+        target,
+        factory=True,
+        address=host,
+        port=port,
+        workers=workers,
+        interface=Interfaces.RSGI,
+        loop=Loops.uvloop,
+        log_dictconfig=logging_dictconfig(),
+        websockets=False,
+        # A worker that crashes is replaced rather than stopping the gateway.
+        respawn_failed_workers=True,
+    ).serve()
+
 
 def serve(config_path: str, *, host: str, port: int, workers: int) -> None:
     """Validate the config, then run Granian until it is stopped.
@@ -38,19 +61,7 @@ def serve(config_path: str, *, host: str, port: int, workers: int) -> None:
     else:
         os.environ.pop(worker_metrics.ENV, None)
     try:
-        Granian(
-            "hookgate.gateway.app:create_app",
-            factory=True,
-            address=host,
-            port=port,
-            workers=workers,
-            interface=Interfaces.RSGI,
-            loop=Loops.uvloop,
-            log_dictconfig=logging_dictconfig(),
-            websockets=False,
-            # A worker that crashes is replaced rather than stopping the gateway.
-            respawn_failed_workers=True,
-        ).serve()
+        run_granian(APP, host=host, port=port, workers=workers)
     finally:
         if lock is not None:
             lock.close()

@@ -331,8 +331,8 @@ def sign(config_path: str, source_id: str, body: str, msg_id: str | None) -> Non
     "--only",
     multiple=True,
     metavar="STEP",
-    help="Run only this step (repeatable): micro, bare, hookgate, mix, open,"
-    " tracing, fastapi.",
+    help="Run only this step (repeatable): micro, bare, nowrite, hookgate, mix,"
+    " open, tracing, fastapi.",
 )
 def bench(
     out: Path,

@@ -18,6 +18,7 @@ LATENCY_PNG = "latency.png"
 # The order and labels of the configurations in the table and the bar plot.
 CONFIGURATIONS = [
     ("bare", "bare Granian (202, no work)"),
+    ("hookgate_nowrite", "hookgate, writes confirmed in memory"),
     ("hookgate", "hookgate, Standard 1 KB"),
     ("hookgate_mix", "hookgate, realistic mix"),
     ("tracing_off", "hookgate, tracing off (median pair)"),

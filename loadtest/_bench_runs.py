@@ -33,7 +33,6 @@ from hookgate.loadtest._bench_load import (
 from hookgate.loadtest._harness import (
     HOST,
     SECRET_VARIABLE,
-    STREAM,
     Context,
     HarnessError,
     RedisServer,
@@ -140,6 +139,7 @@ class MacroBench:
         self.redis = redis_server
         try:
             self._step("bare", self._bare)
+            self._step("nowrite", self._nowrite)
             self._step("hookgate", lambda: self._hookgate(redis_server))
             self._step("tracing", self._tracing)
             self._step("fastapi", lambda: self._fastapi(redis_server))
@@ -172,8 +172,10 @@ class MacroBench:
             print(f"bench: {name} failed: {exc}", file=sys.stderr, flush=True)
 
     def _measure(self, name: str, server: servers.Server) -> dict[str, Any]:
+        self._empty_redis()
+        writes = name not in ("bare", "hookgate_nowrite")
         redis_pid = (
-            None if name == "bare" or self.redis is None else self.redis.process.pid
+            self.redis.process.pid if writes and self.redis is not None else None
         )
         measurement = measure(
             name, server.port, server.process, redis_pid, self.context
@@ -190,11 +192,23 @@ class MacroBench:
         finally:
             servers.stop(bare, self.processes)
 
+    def _nowrite(self) -> None:
+        server = servers.start_gateway(
+            "nowrite",
+            self.config,
+            self.secrets.environment(),
+            self.processes,
+            self.placement,
+            self.directory,
+            nowrite=True,
+        )
+        try:
+            self._measure("hookgate_nowrite", server)
+        finally:
+            servers.stop(server, self.processes)
+
     def _gateway(self, name: str, env: dict[str, str]) -> servers.Server:
         assert self.redis is not None
-        # Each configuration starts from an empty stream, so the runs together
-        # never reach max_stream_length, past which the gateway responds with 429.
-        self.redis.client.delete(STREAM)
         env = {"REDIS_URL": self.redis.url, **self.secrets.environment(), **env}
         return servers.start_gateway(
             name, self.config, env, self.processes, self.placement, self.directory
@@ -226,6 +240,7 @@ class MacroBench:
     def _mix(self, gateway: servers.Server) -> None:
         pool = MixPool(self.secrets, f"{HOST}:{gateway.port}")
         assert self.redis is not None
+        self._empty_redis()
         measurement = measure(
             "hookgate_mix",
             gateway.port,
@@ -243,6 +258,7 @@ class MacroBench:
         self.results.metrics["events.hookgate_mix"] = summary["events_per_second"]
 
     def _open(self, gateway: servers.Server, redis_server: RedisServer) -> None:
+        self._empty_redis()
         rate = self.results.runs["hookgate"]["requests_per_second"] / 2
         output = self.directory / "openload.json"
         argv = [sys.executable, "-m", "hookgate.loadtest.openload", "--host", HOST]
@@ -335,7 +351,6 @@ class MacroBench:
                 try:
                     self._measure("tracing_always_on", always_on)
                     # Beside an untraced run of its own, as each pair is.
-                    self._fresh_stream()
                     self._measure("tracing_always_on_off", off)
                 finally:
                     servers.stop(always_on, self.processes)
@@ -354,7 +369,6 @@ class MacroBench:
             order.reverse()
         rates: dict[str, float] = {}
         for label, server in order:
-            self._fresh_stream()
             summary = self._measure(f"tracing_{label}_{index}", server)
             rates[label] = summary["requests_per_second"]
         return {
@@ -379,10 +393,15 @@ class MacroBench:
         self.results.metrics["throughput.tracing_default"] = pairs[middle]["default"]
         self.results.metrics["throughput.tracing_off"] = pairs[middle]["off"]
 
-    def _fresh_stream(self) -> None:
-        # Runs of two live gateways write one stream, which must not fill up.
-        assert self.redis is not None
-        self.redis.client.delete(STREAM)
+    def _empty_redis(self) -> None:
+        # Every run starts from an empty database. When only the stream was
+        # deleted, the earlier runs' seen keys stayed, and Redis was slower in
+        # the runs late in a bench: a short bench's default-sampler run lost 21
+        # to 33 % to the untraced run before it, against 1 to 3 % alone. An empty
+        # stream also keeps the runs below max_stream_length, past which the
+        # gateway responds with 429.
+        if self.redis is not None:
+            self.redis.client.flushdb()
 
     def _fastapi(self, redis_server: RedisServer) -> None:
         peer = servers.start_fastapi(
@@ -399,9 +418,15 @@ class MacroBench:
         untraced = metrics.get("throughput.tracing_always_on_off")
         if always_on is not None and untraced:
             metrics["tracing.loss_always_on"] = 1 - always_on / untraced
+        bare = metrics.get("throughput.bare")
+        nowrite = metrics.get("throughput.hookgate_nowrite")
+        if nowrite is not None and bare:
+            metrics["ratio.hookgate_nowrite_vs_bare"] = nowrite / bare
         hookgate = metrics.get("throughput.hookgate")
         if hookgate is None:
             return
+        if nowrite:
+            metrics["ratio.hookgate_vs_nowrite"] = hookgate / nowrite
         if "throughput.bare" in metrics:
             metrics["ratio.hookgate_vs_bare"] = hookgate / metrics["throughput.bare"]
         if "throughput.fastapi" in metrics:

@@ -1,9 +1,10 @@
 """Servers the bench measures, and what it reads from them besides wrk's figures.
 
-This module starts the bare baseline, ``hookgate serve`` (optionally with
-tracing) and the FastAPI peer, each pinned like the other load tests. It reads
-the gateway's flush and accept counters from ``/metrics``, and runs a local
-OTLP/HTTP sink that takes the spans of the tracing runs and discards them.
+This module starts the bare baseline, the gateway with its writes confirmed in
+memory, ``hookgate serve`` (optionally with tracing) and the FastAPI peer, each
+pinned like the other load tests. It reads the gateway's flush and accept
+counters from ``/metrics``, and runs a local OTLP/HTTP sink that takes the spans
+of the tracing runs and discards them.
 Everything listens on 127.0.0.1.
 """
 
@@ -78,12 +79,21 @@ def start_gateway(
     processes: ProcessGroup,
     placement: Placement,
     directory: Path,
+    *,
+    nowrite: bool = False,
 ) -> Server:
-    """Start ``hookgate serve --workers 1`` with ``env`` added to a clean one."""
+    """Start ``hookgate serve --workers 1`` with ``env`` added to a clean one.
+
+    With ``nowrite``, start :mod:`hookgate.loadtest.nowrite` instead, which
+    confirms writes in memory.
+    """
     port = free_port()
-    argv = [str(Path(sys.executable).with_name("hookgate")), "serve"]
+    if nowrite:
+        argv = [sys.executable, "-m", "hookgate.loadtest.nowrite"]
+    else:
+        hookgate = str(Path(sys.executable).with_name("hookgate"))
+        argv = [hookgate, "serve", "--workers", "1"]
     argv += ["--config", str(config), "--host", HOST, "--port", str(port)]
-    argv += ["--workers", "1"]
     return _start(name, argv, clean_env(env), port, processes, placement, directory)
 
 

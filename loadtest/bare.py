@@ -1,9 +1,9 @@
 """The load test's baseline: an RSGI app that reads the body and responds 202.
 
 It does no routing, verification or Redis work, so its throughput is what Granian
-alone costs per request. :func:`serve` starts Granian with the options that
-``hookgate serve`` uses, so that the only difference between the two servers is
-hookgate's own work. Run it with ``python -m hookgate.loadtest.bare --port N``.
+alone costs per request. :func:`serve` starts Granian as ``hookgate serve`` does,
+so that the only difference between the two servers is hookgate's own work. Run
+it with ``python -m hookgate.loadtest.bare --port N``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from granian import Granian
-from granian.constants import Interfaces, Loops
-
-from hookgate.logs import configure_logging, logging_dictconfig
+from hookgate.gateway.server import run_granian
+from hookgate.logs import configure_logging
 
 JSON = [("content-type", "application/json")]
 
@@ -42,22 +40,13 @@ def create_app() -> Bare:
 def serve(*, host: str, port: int, workers: int) -> None:
     """Run Granian with the baseline app until it is stopped.
 
-    The options match ``hookgate.gateway.server.serve``. Change both together, or
-    the comparison measures the difference in options as well.
+    Granian gets the options of ``hookgate serve``, so the comparison measures
+    the apps and not a difference in options.
     """
     configure_logging()
-    Granian(
-        "hookgate.loadtest.bare:create_app",
-        factory=True,
-        address=host,
-        port=port,
-        workers=workers,
-        interface=Interfaces.RSGI,
-        loop=Loops.uvloop,
-        log_dictconfig=logging_dictconfig(),
-        websockets=False,
-        respawn_failed_workers=True,
-    ).serve()
+    run_granian(
+        "hookgate.loadtest.bare:create_app", host=host, port=port, workers=workers
+    )
 
 
 def main() -> None:

@@ -4,6 +4,8 @@ Steps, each optional with ``--only``:
 
 - ``micro``: the verifier benchmarks of ``loadtest/micro`` (pytest-benchmark);
 - ``bare``: the baseline Granian app of :mod:`hookgate.loadtest.bare`;
+- ``nowrite``: the gateway of :mod:`hookgate.loadtest.nowrite`, which handles
+  requests as ``hookgate serve`` does but confirms writes in memory;
 - ``hookgate``: ``hookgate serve`` with 1 KB Standard Webhooks requests, with the
   gateway's flush and accept counters read before and after;
 - ``mix``: the same gateway with Standard Webhooks, Graph collections of 1 to 50
@@ -53,7 +55,16 @@ from hookgate.loadtest._harness import HarnessError, exit_on_sigterm
 from hookgate.loadtest._processes import ProcessGroup, plan_placement
 from hookgate.loadtest._report import code_state, machine_facts, tool_versions
 
-STEPS = ("micro", "bare", "hookgate", "mix", "open", "tracing", "fastapi")
+STEPS = (
+    "micro",
+    "bare",
+    "nowrite",
+    "hookgate",
+    "mix",
+    "open",
+    "tracing",
+    "fastapi",
+)
 SLOWDOWNS = ("no-batching",)
 FULL = Durations(warmup_s=3, measured_s=10, open_s=15, tracing_pairs=3)
 SHORT = Durations(warmup_s=2, measured_s=5, open_s=5, tracing_pairs=1)
