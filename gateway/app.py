@@ -44,6 +44,7 @@ from hookgate.gateway.providers import (
 from hookgate.gateway.resp import RedisUnavailable, RespConnection
 from hookgate.gateway.stats import counters
 from hookgate.gateway.telemetry import entry_headers, metrics_response, traced_ingest
+from hookgate.gateway.threads import BatchThreads
 from hookgate.gateway.worker_metrics import ENV as METRICS_DIR_ENV
 from hookgate.gateway.worker_metrics import SharedCounts
 from hookgate.logs import RateLimiter, configure_logging
@@ -127,6 +128,7 @@ class Gateway:
         self._rejections_logged = RateLimiter(per_second=1.0)
         # Set when several workers share their counters; see worker_metrics.
         self.shared_counts: SharedCounts | None = None
+        self.batch_threads = BatchThreads() if self.settings.batch_io_threads else None
         metrics_dir = os.environ.get(METRICS_DIR_ENV)
         if metrics_dir:
             self.shared_counts = SharedCounts(Path(metrics_dir), self._local_counts)
@@ -152,6 +154,8 @@ class Gateway:
         assert self.batcher is not None
         self.batcher.start()
         self.deadlines.start()
+        if self.batch_threads is not None:
+            self.batch_threads.start()
         if self.shared_counts is not None:
             assert self.loop is not None
             self.shared_counts.start(self.loop)
@@ -191,6 +195,8 @@ class Gateway:
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.deadlines.stop()
+        if self.batch_threads is not None:
+            self.batch_threads.stop()
         if self.batcher is not None:
             timeout = self.settings.flush_timeout_ms / 1000
             loop.run_until_complete(self.batcher.close(timeout))

@@ -328,6 +328,11 @@ def sign(config_path: str, source_id: str, body: str, msg_id: str | None) -> Non
     help="Run the gateway with max_batch = 1, to see the budget catch a regression.",
 )
 @click.option(
+    "--batch-io-threads",
+    is_flag=True,
+    help="Run bare Granian and every gateway with batch_io_threads = true.",
+)
+@click.option(
     "--only",
     multiple=True,
     metavar="STEP",
@@ -339,6 +344,7 @@ def bench(
     budget_path: Path | None,
     short: bool,
     slowdown: str | None,
+    batch_io_threads: bool,
     only: tuple[str, ...],
 ) -> None:
     """Measure throughput and latency against baselines; check the budget.
@@ -353,6 +359,7 @@ def bench(
         budget=budget_path or DEFAULT_BUDGET,
         short=short,
         slowdown=slowdown,
+        batch_io_threads=batch_io_threads,
         only=only,
     )
     try:

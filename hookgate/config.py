@@ -73,6 +73,10 @@ class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_stream_length: Annotated[int, msgspec.Meta(ge=0)] = 1_000_000
     """Entries a tenant's ingest stream may hold before its requests get 429, or 0
     for no limit. Processed entries that retention still keeps count too."""
+    batch_io_threads: bool = False
+    """Run every thread of a worker but its Python main thread (Granian's I/O
+    threads, exporters) under Linux's SCHED_BATCH policy, so that they do not
+    preempt the main thread; see :mod:`hookgate.gateway.threads`."""
 
 
 class RetentionSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -60,9 +60,16 @@ class Secrets:
         }
 
 
-def gateway_config(*, max_batch: int | None) -> str:
+def gateway_config(*, max_batch: int | None, batch_io_threads: bool = False) -> str:
     """Return the bench's gateway TOML; ``max_batch`` None keeps the default."""
-    gateway = "" if max_batch is None else f"[gateway]\nmax_batch = {max_batch}\n\n"
+    settings = []
+    if max_batch is not None:
+        settings.append(f"max_batch = {max_batch}")
+    if batch_io_threads:
+        settings.append("batch_io_threads = true")
+    gateway = ""
+    if settings:
+        gateway = "[gateway]\n" + "\n".join(settings) + "\n\n"
     return f"""\
 # Written by hookgate bench.
 {gateway}[[sources]]

@@ -71,7 +71,8 @@ def write_report_md(path: Path, document: dict[str, Any]) -> None:
         "# hookgate bench",
         "",
         f"- started: {document['started']} (UTC), took {document['seconds']:.0f} s",
-        f"- form: {document['form']}; slowdown: {document['slowdown'] or 'none'}",
+        f"- form: {document['form']}; slowdown: {document['slowdown'] or 'none'};"
+        f" batch_io_threads: {'on' if document.get('batch_io_threads') else 'off'}",
         f"- code: {document['code']}",
         f"- machine: {document['machine']}",
         f"- placement: {document['placement']}",

@@ -115,15 +115,20 @@ class MacroBench:
         directory: Path,
         placement: Placement,
         processes: ProcessGroup,
+        *,
+        batch_io_threads: bool = False,
     ) -> None:
         self.steps = steps
+        self.batch_io_threads = batch_io_threads
         self.durations = durations
         self.directory = directory
         self.placement = placement
         self.processes = processes
         self.secrets = Secrets.new()
         self.config = directory / "hookgate.toml"
-        self.config.write_text(gateway_config(max_batch=max_batch))
+        self.config.write_text(
+            gateway_config(max_batch=max_batch, batch_io_threads=batch_io_threads)
+        )
         self.results = MacroResults()
         self.redis: RedisServer | None = None
         args = argparse.Namespace(
@@ -186,7 +191,12 @@ class MacroBench:
         return summary
 
     def _bare(self) -> None:
-        bare = servers.start_bare(self.processes, self.placement, self.directory)
+        bare = servers.start_bare(
+            self.processes,
+            self.placement,
+            self.directory,
+            batch_io_threads=self.batch_io_threads,
+        )
         try:
             self._measure("bare", bare)
         finally:

@@ -64,11 +64,17 @@ def _start(
 
 
 def start_bare(
-    processes: ProcessGroup, placement: Placement, directory: Path
+    processes: ProcessGroup,
+    placement: Placement,
+    directory: Path,
+    *,
+    batch_io_threads: bool = False,
 ) -> Server:
     port = free_port()
     argv = [sys.executable, "-m", "hookgate.loadtest.bare", "--host", HOST]
     argv += ["--port", str(port), "--workers", "1"]
+    if batch_io_threads:
+        argv.append("--batch-io-threads")
     return _start("bare", argv, clean_env({}), port, processes, placement, directory)
 
 

@@ -77,6 +77,7 @@ class BenchOptions:
     budget: Path = DEFAULT_BUDGET
     short: bool = False
     slowdown: str | None = None
+    batch_io_threads: bool = False
     only: tuple[str, ...] = ()
 
 
@@ -139,7 +140,13 @@ def run_bench(options: BenchOptions) -> int:
         macro_steps = steps - {"micro"}
         if macro_steps:
             macro = MacroBench(
-                macro_steps, durations, max_batch, work, placement, processes
+                macro_steps,
+                durations,
+                max_batch,
+                work,
+                placement,
+                processes,
+                batch_io_threads=options.batch_io_threads,
             )
             try:
                 results = macro.run()
@@ -163,6 +170,7 @@ def run_bench(options: BenchOptions) -> int:
         "seconds": time.monotonic() - started,
         "form": "short" if options.short else "full",
         "slowdown": options.slowdown,
+        "batch_io_threads": options.batch_io_threads,
         "steps": sorted(steps),
         "durations": vars(durations),
         "code": code,
