@@ -17,7 +17,7 @@ HOOKGATE = str(Path(sys.executable).with_name("hookgate"))
 def test_no_batching_misses_round_trips(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     argv = [HOOKGATE, "bench", "--short", "--slowdown", "no-batching"]
-    argv += ["--only", "hookgate", "--out", str(out)]
+    argv += ["--only", "nowrite", "--only", "hookgate", "--out", str(out)]
 
     completed = subprocess.run(
         argv, capture_output=True, text=True, timeout=85, check=False
@@ -33,6 +33,9 @@ def test_no_batching_misses_round_trips(tmp_path: Path) -> None:
     verdicts = {v["name"]: v for v in results["budget"]}
     assert not verdicts["redis_round_trips_per_event"]["passed"]
     assert verdicts["redis_round_trips_per_event"]["miss"] > 0.9
+    # A flush per event also costs throughput, which the write-cost entry sees.
+    assert "gateway_write_cost: MISS" in completed.stdout
+    assert not verdicts["gateway_write_cost"]["passed"]
     assert not verdicts["gateway_vs_bare"]["measured"]
     assert (out / "report.md").exists()
     assert (out / "throughput.png").exists()
