@@ -87,5 +87,5 @@ class BatchThreads:
         while True:
             moved = batch_threads(self._main)
             if moved:
-                log.debug("threads.batched", threads=moved)
+                log.info("threads.batched", threads=moved)
             await asyncio.sleep(self._interval)

@@ -4,12 +4,15 @@ The bench runs it between bare Granian and ``hookgate serve`` to split what
 hookgate costs per request in two parts. This app verifies, decodes, routes and
 packs every request exactly as ``hookgate serve`` does, with the same Granian
 options. Its batcher then confirms each request's entries at once, as if Redis had
-written them, so the request never waits. Its rate over bare's is what hookgate's
-own request handling costs; ``hookgate serve``'s rate over this one's is what the
-durable write adds: the flush, the Redis round trip and the wait for it.
+written them, so the request does not wait for Redis. Its rate over bare's is what
+hookgate's own request handling costs. ``hookgate serve``'s rate over this one's is
+what the durable write adds: the flush, the Redis round trip and the wait for it.
 
-It answers 202 for events it never stores, so it must never receive real
-webhooks. Run it with ``python -m hookgate.loadtest.nowrite --config FILE``.
+It skips the dedup check, which happens in Redis, so a repeated delivery gets a
+new event id. ``/readyz`` and ``/metrics`` still read ``REDIS_URL``, as in
+``hookgate serve``. It answers 202 for events it never stores, so it must never
+receive real webhooks. Run it with ``python -m hookgate.loadtest.nowrite
+--config FILE``.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from typing import Any
 from opentelemetry.trace import SpanContext
 
 from hookgate import entry
-from hookgate.config import load_config
+from hookgate.config import ConfigError, load_config
 from hookgate.entry import IngestWriter
 from hookgate.gateway import app
 from hookgate.gateway.batcher import Batcher
 from hookgate.gateway.server import run_granian
+from hookgate.logs import configure_logging
 
 
 class MemoryBatcher(Batcher):
@@ -68,8 +72,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind")
     parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     args = parser.parse_args()
+    configure_logging()
     # A broken config stops start-up here, before Granian spawns its worker.
-    load_config(args.config)
+    try:
+        load_config(args.config)
+    except ConfigError as exc:
+        parser.exit(1, f"error: {args.config}: {exc}\n")
     os.environ["HOOKGATE_CONFIG"] = os.path.abspath(args.config)
     target = "hookgate.loadtest.nowrite:create_app"
     run_granian(target, host=args.host, port=args.port, workers=1)

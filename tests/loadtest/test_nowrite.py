@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -87,3 +88,19 @@ def test_still_decodes_the_body(nowrite: str) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_json"
+
+
+def test_missing_config_is_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "hookgate.loadtest.nowrite", "--config", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(f"error: {missing}: cannot read config file")
+    assert "Traceback" not in completed.stderr
