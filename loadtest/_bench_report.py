@@ -96,8 +96,8 @@ def write_report_md(path: Path, document: dict[str, Any]) -> None:
             outcome = "pass"
         else:
             outcome = f"miss by {verdict['miss']:.4g}"
-            if verdict["informational"]:
-                outcome += " (informational)"
+        if verdict["informational"]:
+            outcome += " (informational)"
         if verdict.get("note"):
             outcome += f"; {verdict['note']}"
         lines.append(f"| {verdict['name']} | {shown} | `{rule}` | {outcome} |")

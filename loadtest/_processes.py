@@ -57,7 +57,7 @@ def plan_placement() -> Placement:
         server,
         client,
         f"taskset: server (Granian main and worker) on core {server};"
-        f" wrk, redis-server and py-spy on core {client}",
+        f" wrk, redis-server, the load generators and py-spy on core {client}",
     )
 
 

@@ -192,8 +192,12 @@ def run_bench(options: BenchOptions) -> int:
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     missed = [v for v in verdicts if v.fails_bench]
+    informational = [
+        v for v in verdicts if v.measured and not v.passed and v.entry.informational
+    ]
     print(
-        f"bench: {document['seconds']:.0f} s, {len(missed)} budget entries missed;"
+        f"bench: {document['seconds']:.0f} s, {len(missed)} gating budget entries"
+        f" missed, {len(informational)} informational ones;"
         f" wrote {out / 'report.md'}"
     )
     if errors:
