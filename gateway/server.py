@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -17,12 +19,41 @@ from hookgate.logs import logging_dictconfig
 APP = "hookgate.gateway.app:create_app"
 
 
+class ListenError(OSError):
+    """Raised when the server cannot listen on the address it was given."""
+
+
+def check_address(host: str, port: int) -> None:
+    """Bind ``host``:``port`` once and release it, or raise :class:`ListenError`.
+
+    Granian reports a port in use as a traceback of Python and Rust frames. This
+    check turns the common case into one line. A process that takes the port
+    between the check and Granian's own bind still gets Granian's traceback.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            # As Granian binds: a port held only by closed connections is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        if exc.errno == errno.EADDRINUSE:
+            message += "; choose another port or stop the process that uses it"
+        raise ListenError(message) from None
+
+
 def run_granian(target: str, *, host: str, port: int, workers: int) -> None:
     """Serve the app factory ``target`` with Granian until it is stopped.
 
     ``hookgate serve`` and the load tests' baselines all start Granian here, so
-    that the servers the bench compares differ only in their apps.
+    that the servers the bench compares differ only in their apps. Raises
+    :class:`ListenError` when ``host``:``port`` cannot be bound.
     """
+    check_address(host, port)
     Granian(
         target,
         factory=True,

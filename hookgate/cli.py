@@ -67,13 +67,24 @@ def main() -> None:
 @main.command()
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, help="TCP port to listen on.")
 @click.option(
-    "--workers", default=1, show_default=True, help="Granian worker processes."
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="TCP port to listen on.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Granian worker processes.",
 )
 def serve(config_path: str, host: str, port: int, workers: int) -> None:
     """Run the ingest gateway."""
     from hookgate import tracing
+    from hookgate.gateway.server import ListenError
     from hookgate.gateway.server import serve as run_server
     from hookgate.gateway.worker_metrics import MetricsDirError
 
@@ -89,7 +100,7 @@ def serve(config_path: str, host: str, port: int, workers: int) -> None:
         raise click.ClickException(str(exc)) from None
     try:
         run_server(config_path, host=host, port=port, workers=workers)
-    except MetricsDirError as exc:
+    except (MetricsDirError, ListenError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

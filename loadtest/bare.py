@@ -13,7 +13,7 @@ import asyncio
 import os
 from typing import Any
 
-from hookgate.gateway.server import run_granian
+from hookgate.gateway.server import ListenError, run_granian
 from hookgate.gateway.threads import BatchThreads
 from hookgate.logs import configure_logging
 
@@ -90,12 +90,15 @@ def main() -> None:
         help="run the worker's threads as the gateway's batch_io_threads setting does",
     )
     args = parser.parse_args()
-    serve(
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        batch_io_threads=args.batch_io_threads,
-    )
+    try:
+        serve(
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            batch_io_threads=args.batch_io_threads,
+        )
+    except ListenError as exc:
+        parser.exit(1, f"error: {exc}\n")
 
 
 if __name__ == "__main__":

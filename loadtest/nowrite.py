@@ -29,7 +29,7 @@ from hookgate.config import ConfigError, load_config
 from hookgate.entry import IngestWriter
 from hookgate.gateway import app
 from hookgate.gateway.batcher import Batcher
-from hookgate.gateway.server import run_granian
+from hookgate.gateway.server import ListenError, run_granian
 from hookgate.logs import configure_logging
 
 
@@ -80,7 +80,10 @@ def main() -> None:
         parser.exit(1, f"error: {args.config}: {exc}\n")
     os.environ["HOOKGATE_CONFIG"] = os.path.abspath(args.config)
     target = "hookgate.loadtest.nowrite:create_app"
-    run_granian(target, host=args.host, port=args.port, workers=1)
+    try:
+        run_granian(target, host=args.host, port=args.port, workers=1)
+    except ListenError as exc:
+        parser.exit(1, f"error: {exc}\n")
 
 
 if __name__ == "__main__":
