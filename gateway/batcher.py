@@ -59,15 +59,16 @@ class WriteFailed(RuntimeError):
 
 
 class BatcherStats:
-    """Counters read by health checks, tests and the load test harness."""
+    """Counts of flushes sent and the entries they carried, read by tests.
 
-    __slots__ = ("entries", "failed_entries", "flushes", "max_batch_seen")
+    ``/metrics`` exposes the flush sizes and durations as histograms.
+    """
+
+    __slots__ = ("entries", "flushes")
 
     def __init__(self) -> None:
         self.flushes = 0
         self.entries = 0
-        self.failed_entries = 0
-        self.max_batch_seen = 0
 
 
 class Batcher:
@@ -228,8 +229,6 @@ class Batcher:
         stats = self.stats
         stats.flushes += 1
         stats.entries += entries
-        if entries > stats.max_batch_seen:
-            stats.max_batch_seen = entries
 
         # One script call per tenant. Most flushes carry one tenant, whose batch
         # needs no grouping.
@@ -306,7 +305,6 @@ class Batcher:
 
     def _fail(self, batch: list[Waiting], exc: Exception) -> None:
         for item in batch:
-            self.stats.failed_entries += item.entry_count
             if not item.future.done():
                 item.future.set_exception(exc)
 
