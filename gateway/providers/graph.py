@@ -73,6 +73,11 @@ class Collection(msgspec.Struct, rename="camel"):
 
 
 _decode_collection = msgspec.json.Decoder(Collection).decode
+
+# Bounds on the subscription ids that one warning names, because the sender
+# chooses them: Graph's are GUIDs, 36 characters long.
+MAX_LOGGED_IDS = 5
+MAX_LOGGED_ID_LENGTH = 64
 _decode_notification = msgspec.json.Decoder(Notification).decode
 
 
@@ -213,9 +218,12 @@ async def accept(
     secrets = source.active_secrets(time.time())
     drafts: list[EventDraft] = []
     dropped = 0
+    stale: set[str] = set()
     for index, (raw, item) in enumerate(zip(collection.value, items, strict=True)):
         if not _matches(item.client_state, secrets):
             dropped += 1
+            if item.subscription_id is not None and len(stale) < MAX_LOGGED_IDS:
+                stale.add(item.subscription_id[:MAX_LOGGED_ID_LENGTH])
             continue
         _check_item(item, index)
         drafts.append(
@@ -237,6 +245,8 @@ async def accept(
             tenant=source.tenant,
             reason="client_state_mismatch",
             count=dropped,
+            # The subscriptions to renew or delete. Their clientState is never logged.
+            subscription_ids=sorted(stale),
         )
     if not drafts:
         raise unauthorized(

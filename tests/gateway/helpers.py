@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from standardwebhooks.webhooks import Webhook
@@ -17,6 +18,7 @@ from hookgate.tests.conftest import (
     GRAPH_CLIENT_STATE,
     STANDARD_SECRET,
     STRIPE_SECRET,
+    Process,
 )
 
 
@@ -166,3 +168,16 @@ def all_entries(
 
 def entry_count(client: redis.Redis) -> int:
     return sum(len(entries) for entries in all_entries(client).values())
+
+
+def log_records(process: Process) -> list[dict[str, Any]]:
+    """Return the JSON log lines of ``process``, skipping any other output."""
+    records = []
+    for line in process.log().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records

@@ -7,7 +7,13 @@ import json
 import httpx
 import redis
 
-from hookgate.tests.gateway.helpers import entry_count, graph_item, graph_lifecycle
+from hookgate.tests.conftest import Process
+from hookgate.tests.gateway.helpers import (
+    entry_count,
+    graph_item,
+    graph_lifecycle,
+    log_records,
+)
 
 URL = "/hooks/acme-outlook"
 
@@ -74,6 +80,31 @@ def test_mismatched_client_state_dropped(
     assert (
         json.loads(entries[0][1][b"body"])["resource"] == "Users/0a1b2c/Messages/good"
     )
+
+
+def test_dropped_items_name_subscriptions(
+    gateway: Process, http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    forged = "forged-state-value"
+    bad = [graph_item(client_state=forged) for _ in range(7)]
+    for index, item in enumerate(bad):
+        item["subscriptionId"] = f"sub-{index}-" + "x" * 100
+    body = json.dumps({"value": [graph_item(), *bad]}).encode()
+
+    response = http.post(URL, content=body)
+
+    assert response.status_code == 202
+    assert entry_count(redis_client) == 1
+    (record,) = [
+        record
+        for record in log_records(gateway)
+        if record["event"] == "graph.notifications_dropped" and record["count"] == 7
+    ]
+    names = record["subscription_ids"]
+    assert len(names) == 5
+    assert all(len(name) == 64 for name in names)
+    assert all(name.startswith("sub-") for name in names)
+    assert forged not in gateway.log()
 
 
 def test_no_matching_client_state_rejected(

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import msgspec
@@ -36,6 +35,7 @@ from hookgate.tests.gateway.helpers import (
     entry_count,
     gmail_push,
     graph_item,
+    log_records,
     standard_headers,
 )
 
@@ -135,19 +135,6 @@ class TestGmail:
 
         assert response.status_code == 202
         assert entry_count(redis_client) == 1
-
-
-def log_records(process: Process) -> list[dict[str, Any]]:
-    """Return the JSON log lines of ``process``, skipping any other output."""
-    records = []
-    for line in process.log().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
 
 
 def test_start_logs_expired_secrets(gateway: Process) -> None:
