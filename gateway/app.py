@@ -318,8 +318,6 @@ class Gateway:
             self._reject(protocol, rejection, route.source)
             return
 
-        counters["accepted"] += len(event_ids)
-        route.counts.accepted += len(event_ids)
         route.counts.statuses[202] += 1
         if len(event_ids) == 1:
             body = _encode(Accepted(event_ids[0]))
@@ -418,13 +416,19 @@ class Gateway:
 
         # A repeat within the dedup window is answered like the original.
         full = False
+        written = 0
         for index in range(count):
             status = replies[2 * index]
-            if status == entry.INGEST_DUPLICATE:
-                counters["duplicate"] += 1
+            if status == entry.INGEST_WRITTEN:
+                written += 1
+            elif status == entry.INGEST_DUPLICATE:
+                route.counts.duplicates += 1
                 event_ids[index] = replies[2 * index + 1].decode()
             elif status == entry.INGEST_FULL:
                 full = True
+        # Counted before a 429 too, because some items of a collection may have
+        # been written before the stream filled up.
+        route.counts.accepted += written
         if full:
             # Each entry of a collection checks the length on its own, so some of
             # its items may be written while others are rejected. The whole request

@@ -49,6 +49,7 @@ class SourceSnapshot(msgspec.Struct, frozen=True):
     provider: str
     accepted: int
     statuses: dict[int, int]
+    duplicates: int = 0
 
 
 class HistogramSnapshot(msgspec.Struct, frozen=True):
@@ -78,7 +79,11 @@ def take(pid: int, counts: metrics.GatewayCounts) -> Snapshot:
         pid=pid,
         sources={
             source_id: SourceSnapshot(
-                source.tenant, source.provider, source.accepted, dict(source.statuses)
+                source.tenant,
+                source.provider,
+                source.accepted,
+                dict(source.statuses),
+                source.duplicates,
             )
             for source_id, source in counts.sources.items()
         },
@@ -155,6 +160,7 @@ def merge(
                     source.tenant, source.provider
                 )
             merged.accepted += source.accepted
+            merged.duplicates += source.duplicates
             _add(merged.statuses, source.statuses)
         _add(no_source.statuses, snapshot.no_source)
         rejections.update(snapshot.rejections)

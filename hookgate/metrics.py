@@ -70,14 +70,19 @@ def _bound_text(bound: float) -> str:
 
 
 class SourceCounts:
-    """Requests and accepted events of one source, counted by the gateway."""
+    """Requests and events of one source, counted by the gateway.
 
-    __slots__ = ("accepted", "provider", "statuses", "tenant")
+    ``accepted`` counts the events written to the ingest stream, ``duplicates``
+    the repeats that got an earlier event's id in the response and were not written.
+    """
+
+    __slots__ = ("accepted", "duplicates", "provider", "statuses", "tenant")
 
     def __init__(self, tenant: str, provider: str) -> None:
         self.tenant = tenant
         self.provider = provider
         self.accepted = 0
+        self.duplicates = 0
         # Responses by HTTP status; defaultdict's C increment avoids the slower
         # Counter subclass lookup on the request path.
         self.statuses: collections.defaultdict[int, int] = collections.defaultdict(int)
@@ -104,6 +109,16 @@ def accepted_by_tenant(
     totals: collections.Counter[str] = collections.Counter()
     for counts in by_source.values():
         totals[counts.tenant] += counts.accepted
+    return totals
+
+
+def duplicates_by_tenant(
+    by_source: Mapping[str, SourceCounts],
+) -> collections.Counter[str]:
+    """Return the repeated events per tenant, summed over its sources."""
+    totals: collections.Counter[str] = collections.Counter()
+    for counts in by_source.values():
+        totals[counts.tenant] += counts.duplicates
     return totals
 
 
@@ -243,6 +258,14 @@ def gateway_families(counts: GatewayCounts) -> list[Metric]:
     )
     for tenant, count in sorted(_by_tenant(accepted, top).items()):
         accepted_family.add_metric([tenant], count)
+    duplicate_family = CounterMetricFamily(
+        "hookgate_events_duplicate",
+        "Repeated events given the earlier event's id and not written again.",
+        labels=["tenant"],
+    )
+    duplicates = duplicates_by_tenant(counts.sources)
+    for tenant, count in sorted(_by_tenant(duplicates, top).items()):
+        duplicate_family.add_metric([tenant], count)
     waiting_family = GaugeMetricFamily(
         "hookgate_batcher_waiting",
         "Entries waiting for a flush.",
@@ -256,6 +279,7 @@ def gateway_families(counts: GatewayCounts) -> list[Metric]:
     return [
         requests_family,
         accepted_family,
+        duplicate_family,
         counts.flush_sizes.family("hookgate_flush_batch_size", "Entries per flush."),
         counts.flush_seconds.family(
             "hookgate_flush_duration_seconds", "Time from flush start to its replies."

@@ -70,6 +70,22 @@ class TestMetricsRoute:
         assert found[("hookgate_flush_duration_seconds_count", ())] >= 1
         assert found[("hookgate_batcher_waiting", ())] == 0
 
+    def test_repeats_counted_apart(
+        self, http: httpx.Client, redis_client: redis.Redis
+    ) -> None:
+        accepted = ("hookgate_events_accepted_total", (("tenant", "acme"),))
+        duplicate = ("hookgate_events_duplicate_total", (("tenant", "acme"),))
+        before = samples(http.get("/metrics").text)
+        entries_before = entry_count(redis_client)
+
+        for _ in range(3):
+            assert post_signed(http, "msg_metrics_repeated").status_code == 202
+
+        after = samples(http.get("/metrics").text)
+        assert entry_count(redis_client) == entries_before + 1
+        assert after[accepted] == before[accepted] + 1
+        assert after[duplicate] == before.get(duplicate, 0) + 2
+
     def test_post_not_allowed(self, http: httpx.Client) -> None:
         response = http.post("/metrics")
 

@@ -37,7 +37,11 @@ def snapshot(
         pid=pid,
         sources={
             "acme-mail": SourceSnapshot(
-                "acme", "standard-webhooks", accepted, {202: accepted, 401: 1}
+                "acme",
+                "standard-webhooks",
+                accepted,
+                {202: accepted, 401: 1},
+                duplicates=pid,
             )
         },
         no_source={404: 2},
@@ -57,6 +61,7 @@ class TestMerge:
 
         source = merged.sources["acme-mail"]
         assert source.accepted == 7
+        assert source.duplicates == 3
         assert source.statuses == {202: 7, 401: 2}
         assert merged.no_source.statuses == {404: 4}
         assert merged.rejections == {"invalid_signature": 2}
