@@ -103,22 +103,13 @@ def source_counts(source_id: str, tenant: str, provider: str) -> SourceCounts:
 
 
 def accepted_by_tenant(
-    by_source: Mapping[str, SourceCounts],
+    by_source: Mapping[str, SourceCounts], *, duplicates: bool = False
 ) -> collections.Counter[str]:
-    """Return the events accepted per tenant, summed over its sources."""
+    """Return the events accepted per tenant, summed over its sources, or with
+    ``duplicates`` the repeats that were not written."""
     totals: collections.Counter[str] = collections.Counter()
     for counts in by_source.values():
-        totals[counts.tenant] += counts.accepted
-    return totals
-
-
-def duplicates_by_tenant(
-    by_source: Mapping[str, SourceCounts],
-) -> collections.Counter[str]:
-    """Return the repeated events per tenant, summed over its sources."""
-    totals: collections.Counter[str] = collections.Counter()
-    for counts in by_source.values():
-        totals[counts.tenant] += counts.duplicates
+        totals[counts.tenant] += counts.duplicates if duplicates else counts.accepted
     return totals
 
 
@@ -263,7 +254,7 @@ def gateway_families(counts: GatewayCounts) -> list[Metric]:
         "Repeated events given the earlier event's id and not written again.",
         labels=["tenant"],
     )
-    duplicates = duplicates_by_tenant(counts.sources)
+    duplicates = accepted_by_tenant(counts.sources, duplicates=True)
     for tenant, count in sorted(_by_tenant(duplicates, top).items()):
         duplicate_family.add_metric([tenant], count)
     waiting_family = GaugeMetricFamily(
