@@ -44,6 +44,27 @@ from .telemetry import entry_span
 logger = structlog.get_logger()
 
 
+class ConsumerStopped(RuntimeError):
+    """Raised when a subscriber stopped for good while the app was running."""
+
+
+class _TerminalErrors(logging.Handler):
+    """Log handler that collects the CRITICAL records of FastStream's logger.
+
+    FastStream (0.7.8) stops a subscriber whose reads cannot succeed again, for
+    example when its consumer group was deleted by a Redis restart without
+    persistence. It logs that at CRITICAL and ends the app as if a signal had
+    asked it to stop, which would exit with status 0.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.CRITICAL)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 async def _create_groups(broker: RedisBroker, tenants: Sequence[str]) -> None:
     # FastStream (0.7.8) creates a missing group at "$", which skips entries written
     # before the first consumer started, so the group is created here first, at id
@@ -204,7 +225,17 @@ async def run_consumer(
 
     Awaits the app's whole run: group creation, consuming and a graceful stop.
     ``options`` go to :func:`create_app`. Raises
-    :class:`redis.exceptions.RedisError` when Redis is unreachable at start.
+    :class:`redis.exceptions.RedisError` when Redis is unreachable at start, and
+    :class:`ConsumerStopped` when a subscriber stopped for good. The exit status
+    then reports a failure, and a supervisor that restarts the consumer gets any
+    missing group created again at id 0.
     """
     app = create_app(config, redis_url, consumer_name, **options)
-    await app.run()
+    terminal = _TerminalErrors()
+    FASTSTREAM_LOGGER.addHandler(terminal)
+    try:
+        await app.run()
+    finally:
+        FASTSTREAM_LOGGER.removeHandler(terminal)
+    if terminal.messages:
+        raise ConsumerStopped(terminal.messages[0])

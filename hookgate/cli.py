@@ -150,7 +150,7 @@ def consume(
 ) -> None:
     """Run the consumer that turns ingest entries into downstream events."""
     from hookgate import tracing
-    from hookgate.consumers.app import run_consumer
+    from hookgate.consumers.app import ConsumerStopped, run_consumer
     from hookgate.consumers.telemetry import start_metrics_server
 
     configure_logging()
@@ -184,6 +184,11 @@ def consume(
         )
     except RedisError as exc:
         raise click.ClickException(_redis_failure(exc)) from None
+    except ConsumerStopped as exc:
+        raise click.ClickException(
+            f"consumer stopped: {exc} Starting it again creates missing groups at"
+            " id 0, so it skips no entry written meanwhile."
+        ) from None
 
 
 @main.command("sync-worker")

@@ -20,6 +20,7 @@ from hookgate.tests.conftest import (
     TEST_ENV,
     RedisServer,
     free_port,
+    start_hookgate,
     write_config,
 )
 
@@ -61,6 +62,32 @@ def test_consume_unreachable_redis_message(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "check REDIS_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_consume_fails_when_group_deleted(
+    redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    consumer = start_hookgate(
+        ["consume", "--config", str(write_config(tmp_path))],
+        tmp_path,
+        redis_server.url,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "consumer.started" not in consumer.log():
+            assert consumer.process.poll() is None, consumer.log()
+            assert time.monotonic() < deadline, consumer.log()
+            time.sleep(0.1)
+
+        redis_client.xgroup_destroy("hg:{acme}:ingest", "hookgate")
+
+        returncode = consumer.process.wait(timeout=30)
+    finally:
+        consumer.stop()
+
+    assert returncode == 1, consumer.log()
+    assert "consumer stopped" in consumer.log()
+    assert "no longer exists" in consumer.log()
 
 
 def _signed_headers(output: str) -> dict[str, str]:
