@@ -96,7 +96,7 @@ class RetentionSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     events_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600
     """How long a downstream event is kept, whether or not anyone read it."""
     dead_s: Annotated[int, msgspec.Meta(ge=0)] = 14 * 24 * 3600
-    """How long a dead-letter entry is kept, whether or not anyone replayed it."""
+    """How long a dead-letter entry is kept unless replayed, which deletes it."""
     interval_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     """Time between two trimming passes of a consumer process."""
 

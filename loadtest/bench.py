@@ -163,6 +163,9 @@ def run_bench(options: BenchOptions) -> int:
     finally:
         processes.stop_all()
         signal.signal(signal.SIGTERM, previous)
+        # The bench Redis's append-only file grows by about a gigabyte in a short
+        # run and nothing reads it afterwards. Its log stays.
+        shutil.rmtree(work / "redis" / "appendonlydir", ignore_errors=True)
 
     verdicts = evaluate(entries, metrics)
     document = {

@@ -39,6 +39,8 @@ def test_no_batching_misses_round_trips(tmp_path: Path) -> None:
     assert not verdicts["gateway_vs_bare"]["measured"]
     assert (out / "report.md").exists()
     assert (out / "throughput.png").exists()
+    assert (out / "work" / "redis" / "redis.log").exists()
+    assert not (out / "work" / "redis" / "appendonlydir").exists()
 
 
 def test_unknown_step_rejected(tmp_path: Path) -> None:
