@@ -488,6 +488,10 @@ def dlq_show(tenant: str, entry_id: str) -> None:
     )
 
 
+def _entries(count: int) -> str:
+    return f"{count} entry" if count == 1 else f"{count} entries"
+
+
 @dlq.command("replay")
 @_dlq_options
 @click.argument("entry_ids", nargs=-1)
@@ -513,11 +517,11 @@ def dlq_replay(
             replayed += 1
     except RedisError as exc:
         raise click.ClickException(_redis_failure(exc)) from None
-    click.echo(f"replayed {replayed} entries to the ingest stream of {tenant!r}")
+    click.echo(f"replayed {_entries(replayed)} to the ingest stream of {tenant!r}")
     if skipped:
         click.echo(
-            f"skipped {skipped} entries that are not ingest entries (failed sync"
-            " jobs); they cannot be replayed yet"
+            f"skipped {_entries(skipped)} without the fields of an ingest entry,"
+            " such as failed sync jobs: replay writes back only ingest entries"
         )
 
 
@@ -549,7 +553,7 @@ def dlq_purge(
         deleted = dlq_module.purge(client, tenant, ids)
     except RedisError as exc:
         raise click.ClickException(_redis_failure(exc)) from None
-    click.echo(f"deleted {deleted} entries")
+    click.echo(f"deleted {_entries(deleted)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

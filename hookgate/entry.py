@@ -101,9 +101,13 @@ def decode_entry(fields: dict[bytes, bytes]) -> IngestEntry:
     Raises :class:`EntryError` naming the first field that is missing or invalid.
     """
     version = fields.get(b"v")
+    if version is None:
+        raise EntryError("missing field 'v' (the entry version)")
     if version != ENTRY_VERSION:
+        version_text = version.decode(errors="replace")
         raise EntryError(
-            f"unsupported entry version {version!r}, expected {ENTRY_VERSION!r}"
+            f"unsupported entry version {version_text!r},"
+            f" expected {ENTRY_VERSION.decode()!r}"
         )
 
     received_at = _text(fields, "received_at")

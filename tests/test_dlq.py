@@ -115,6 +115,7 @@ def test_replay_keeps_event_id(cli: CliRunner, redis_client: redis.Redis) -> Non
     result = cli.invoke(main, ["dlq", "replay", "--tenant", "acme", entry_id])
 
     assert result.exit_code == 0, result.output
+    assert "replayed 1 entry to" in result.output
     assert redis_client.xlen(DEAD) == 0
     ((_, fields),) = redis_client.xrange(INGEST)
     assert fields == ingest_entry("evt_replay")
@@ -160,6 +161,6 @@ def test_replay_skips_job_dead_letters(
     result = cli.invoke(main, ["dlq", "replay", "--tenant", "acme"])
 
     assert result.exit_code == 0, result.output
-    assert "skipped 1" in result.output
+    assert "skipped 1 entry without the fields of an ingest entry" in result.output
     assert redis_client.xlen(DEAD) == 1
     assert redis_client.exists(INGEST) == 0
