@@ -17,6 +17,7 @@ consumer that holds the certificate.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from urllib.parse import parse_qs
 
@@ -51,11 +52,13 @@ MAX_VALIDATION_TOKEN = 1024
 
 class ResourceData(msgspec.Struct):
     id: str | None = None
+    etag: str | None = msgspec.field(default=None, name="@odata.etag")
 
 
 class Notification(msgspec.Struct, rename="camel"):
     """One item of a notification collection, as far as the gateway reads it."""
 
+    id: str | None = None
     subscription_id: str | None = None
     client_state: str | None = None
     change_type: str | None = None
@@ -129,20 +132,31 @@ def _check_item(item: Notification, index: int) -> None:
         raise bad_request("invalid_payload", f"notification {index} {problem}")
 
 
-def _event_id(item: Notification) -> str:
-    # Graph gives a notification no id of its own; these fields identify one change.
-    parts: tuple[str | None, ...]
-    if item.lifecycle_event is not None:
-        parts = (
-            item.subscription_id,
-            item.lifecycle_event,
-            item.subscription_expiration_date_time,
-        )
-    else:
-        resource_id = item.resource_data.id if item.resource_data else None
-        parts = (item.subscription_id, item.change_type, item.resource, resource_id)
-    text = "\n".join(part or "" for part in parts)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+def _event_id(item: Notification, raw: msgspec.Raw) -> str:
+    """Return the dedup id of one notification.
+
+    A notification that carries its own ``id``, an ``@odata.etag`` (Outlook
+    resources) or encrypted content differs from a later change to the same
+    resource, so a digest of the item identifies it: its keys sorted, without
+    ``clientState``, which changes with a secret rotation. Other notifications,
+    such as OneDrive's or lifecycle ones, can be equal in every field and still
+    report separate changes, so each delivery gets an id of its own. A repeat of
+    those is written twice rather than a change being dropped.
+    """
+    versioned = (
+        item.id is not None
+        or (item.resource_data is not None and item.resource_data.etag is not None)
+        or len(item.encrypted_content) > 0
+    )
+    if item.lifecycle_event is not None or not versioned:
+        return "delivery-" + os.urandom(16).hex()
+    try:
+        fields = msgspec.json.decode(raw)
+    except RecursionError:
+        raise bad_request("invalid_json", "body is nested too deeply") from None
+    fields.pop("clientState", None)
+    canonical = msgspec.json.encode(fields, order="sorted")
+    return hashlib.sha256(canonical).hexdigest()[:32]
 
 
 async def _verify_rich(
@@ -231,7 +245,7 @@ async def accept(
                 type=entry.GRAPH_LIFECYCLE
                 if item.lifecycle_event is not None
                 else entry.GRAPH_NOTIFICATION,
-                provider_event_id=_event_id(item),
+                provider_event_id=_event_id(item, raw),
                 headers=headers,
                 body=bytes(raw),
             )

@@ -106,6 +106,7 @@ def graph_item(
     resource: str = "Users/0a1b2c/Messages/AAMkAGI2",
     change_type: str = "created",
     resource_id: str = "AAMkAGI2",
+    etag: str = 'W/"CQAAABYAAADkrWGo7bouTKlsgTZMr9KwAAAUWRHf"',
 ) -> dict[str, object]:
     return {
         "subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07",
@@ -115,7 +116,7 @@ def graph_item(
         "resourceData": {
             "@odata.type": "#Microsoft.Graph.Message",
             "@odata.id": resource,
-            "@odata.etag": 'W/"CQAAABYAAADkrWGo7bouTKlsgTZMr9KwAAAUWRHf"',
+            "@odata.etag": etag,
             "id": resource_id,
         },
         "clientState": client_state,

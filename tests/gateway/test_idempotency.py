@@ -13,6 +13,7 @@ from hookgate.tests.gateway.helpers import (
     entry_count,
     gmail_push,
     graph_item,
+    graph_lifecycle,
     standard_headers,
 )
 
@@ -86,6 +87,62 @@ def test_graph_repeat_written_once(
 
     assert second.json()["event_id"] == first.json()["event_id"]
     assert entry_count(redis_client) == 1
+
+
+def test_graph_later_change_written(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    first_change = graph_item()
+    later_change = graph_item(etag='W/"CQAAABYAAADkrWGo7bouTKlsgTZMr9KwAAAUWRHg"')
+
+    first = http.post("/hooks/acme-outlook", json={"value": [first_change]})
+    later = http.post("/hooks/acme-outlook", json={"value": [later_change]})
+
+    assert later.status_code == 202
+    assert later.json()["event_id"] != first.json()["event_id"]
+    assert entry_count(redis_client) == 2
+
+
+def test_graph_reformatted_repeat_written_once(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    item = graph_item()
+    compact = json.dumps({"value": [item]}, separators=(",", ":"))
+    reordered = json.dumps({"value": [dict(reversed(item.items()))]}, indent=2)
+
+    first = http.post("/hooks/acme-outlook", content=compact)
+    second = http.post("/hooks/acme-outlook", content=reordered)
+
+    assert second.json()["event_id"] == first.json()["event_id"]
+    assert entry_count(redis_client) == 1
+
+
+def test_graph_lifecycle_events_each_written(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    body = json.dumps({"value": [graph_lifecycle("missed")]})
+
+    first = http.post("/hooks/acme-outlook", content=body)
+    second = http.post("/hooks/acme-outlook", content=body)
+
+    assert first.status_code == 202
+    assert second.status_code == 202
+    assert second.json()["event_id"] != first.json()["event_id"]
+    assert entry_count(redis_client) == 2
+
+
+def test_graph_unversioned_changes_each_written(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    item = graph_item()
+    del item["resourceData"]
+    body = json.dumps({"value": [item]})
+
+    first = http.post("/hooks/acme-outlook", content=body)
+    second = http.post("/hooks/acme-outlook", content=body)
+
+    assert second.json()["event_id"] != first.json()["event_id"]
+    assert entry_count(redis_client) == 2
 
 
 def test_graph_partial_repeat(http: httpx.Client, redis_client: redis.Redis) -> None:
