@@ -137,8 +137,8 @@ def _event_id(item: Notification, raw: msgspec.Raw) -> str:
 
     A notification that carries its own ``id``, an ``@odata.etag`` (Outlook
     resources) or encrypted content differs from a later change to the same
-    resource, so a digest of the item identifies it: its keys sorted, without
-    ``clientState``, which changes with a secret rotation. Other notifications,
+    resource. A digest of the item identifies it, taken with its keys sorted and
+    without ``clientState``, which changes with a secret rotation. Other notifications,
     such as OneDrive's or lifecycle ones, can be equal in every field and still
     report separate changes, so each delivery gets an id of its own. A repeat of
     those is written twice rather than a change being dropped.
