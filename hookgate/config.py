@@ -52,21 +52,21 @@ class ConfigError(ValueError):
 class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The optional ``[gateway]`` table."""
 
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 1024 * 1024
     """Largest request body accepted, in bytes; larger bodies get 413."""
-    max_pending: int = 4096
+    max_pending: Annotated[int, msgspec.Meta(ge=1)] = 4096
     """Entries that may wait for a flush at once; past this, requests get 503."""
-    max_batch: int = 512
+    max_batch: Annotated[int, msgspec.Meta(ge=1)] = 512
     """Entries sent in one flush at most."""
-    flush_timeout_ms: int = 1000
+    flush_timeout_ms: Annotated[int, msgspec.Meta(ge=1)] = 1000
     """How long one flush may wait for Redis before its entries get 503."""
-    body_timeout_s: float = 10.0
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     """How long a client may take to send its body; slower ones get 408."""
-    retry_after_s: int = 1
+    retry_after_s: Annotated[int, msgspec.Meta(ge=0)] = 1
     """Value of the Retry-After header on 503 and 429 responses, in seconds."""
-    timestamp_tolerance_s: int = 300
+    timestamp_tolerance_s: Annotated[int, msgspec.Meta(ge=1)] = 300
     """Allowed distance between a signed timestamp and this host's clock."""
-    dedup_window_s: int = 72 * 3600
+    dedup_window_s: Annotated[int, msgspec.Meta(ge=1)] = 72 * 3600
     """How long a provider event id is remembered per source, in seconds; a repeat
     within the window gets the original event id in its response and is not
     enqueued."""

@@ -583,3 +583,23 @@ class TestMaxStreamLength:
     def test_negative_named(self) -> None:
         with pytest.raises(ConfigError, match=r"\[gateway\].*max_stream_length"):
             parse_config("[gateway]\nmax_stream_length = -1\n" + source(), ENV)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "max_body_bytes = 0",
+        "max_pending = 0",
+        "max_batch = 0",
+        "flush_timeout_ms = 0",
+        "body_timeout_s = 0",
+        "retry_after_s = -1",
+        "timestamp_tolerance_s = 0",
+        "dedup_window_s = 0",
+    ],
+)
+def test_gateway_setting_out_of_range(setting: str) -> None:
+    key = setting.split(" = ")[0]
+
+    with pytest.raises(ConfigError, match=rf"\[gateway\].*{key}"):
+        parse_config(f"[gateway]\n{setting}\n" + source(), ENV)
