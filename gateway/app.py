@@ -402,13 +402,12 @@ class Gateway:
                 tracing.current_span_context() if traced and dropped is None else None,
             )
         except Saturated as exc:
-            counters["rejected.overloaded"] += 1
+            # _reject counts the rejection, as it does every other.
             raise self._unavailable("overloaded", str(exc)) from None
 
         try:
             replies = await future
         except (RedisUnavailable, WriteFailed) as exc:
-            counters["rejected.unavailable"] += 1
             self._log_unavailable(source, exc)
             raise self._unavailable(
                 "unavailable", "could not write to Redis, retry later"

@@ -60,6 +60,18 @@ def test_stopped_redis_answers_503(
     assert response.json()["error"] == "unavailable"
 
 
+def test_unavailable_counted_once(own_redis: RedisServer, own_gateway: Process) -> None:
+    own_redis.stop()
+
+    assert post_signed(own_gateway.url).status_code == 503
+
+    text = httpx.get(f"{own_gateway.url}/metrics", timeout=3).text
+    assert 'hookgate_rejections_total{reason="unavailable"} 1.0' in text
+    assert (
+        'hookgate_requests_total{provider="standard-webhooks",status="503"} 1.0' in text
+    )
+
+
 def test_stopped_redis_not_ready(own_redis: RedisServer, own_gateway: Process) -> None:
     own_redis.stop()
 
