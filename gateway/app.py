@@ -29,7 +29,7 @@ import structlog
 from hookgate import entry, fastpath, keys, metrics, tracing
 from hookgate.config import Config, Source, load_config
 from hookgate.gateway.batcher import Batcher, Saturated, WriteFailed
-from hookgate.gateway.body import charset_of, decode_content, too_large
+from hookgate.gateway.body import charset_of, decode_content, read_body
 from hookgate.gateway.deadlines import Deadlines
 from hookgate.gateway.errors import Rejection
 from hookgate.gateway.ids import EventIds
@@ -276,7 +276,11 @@ class Gateway:
             task = asyncio.current_task(self.loop)
             self.deadlines.watch(task)
             try:
-                raw_body = await self._read_body(headers, protocol)
+                raw_body = await read_body(
+                    protocol,
+                    headers.get("content-length"),
+                    self.settings.max_body_bytes,
+                )
             except asyncio.CancelledError:
                 if self.deadlines.unwatch(task):
                     raise Rejection(
@@ -324,28 +328,6 @@ class Gateway:
         else:
             body = _encode(AcceptedMany(event_ids))
         protocol.response_bytes(202, JSON, body)
-
-    async def _read_body(self, headers: Any, protocol: Any) -> bytes:
-        limit = self.settings.max_body_bytes
-        declared = headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise Rejection(
-                    400, "invalid_content_length", "Content-Length is not a number"
-                )
-            if int(declared) > limit:
-                raise too_large(limit)
-            body: bytes = await protocol()
-            return body
-        # No declared length (chunked transfer): read up to the limit, then stop.
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in protocol:
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def _enqueue(
         self, route: Route, incoming: Incoming, drafts: list[Any]
