@@ -114,6 +114,12 @@ def decode_content(body: bytes, coding: str | None, limit: int) -> bytes:
         raise too_large(limit)
     if not decompressor.eof:
         raise Rejection(400, "invalid_content", f"{name} data is truncated")
+    if decompressor.unused_data:
+        # Bytes after the end of the stream, also a second gzip member, would be
+        # left out of the entry while a signature over the whole body could match.
+        raise Rejection(
+            400, "invalid_content", f"body continues after the end of the {name} data"
+        )
     return decoded
 
 

@@ -76,6 +76,33 @@ def test_corrupt_gzip_rejected(http: httpx.Client, redis_client: redis.Redis) ->
     assert entry_count(redis_client) == 0
 
 
+def test_data_after_gzip_rejected(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    for extra in (b"TRAILING-GARBAGE", gzip.compress(b"{}")):
+        body = gzip.compress(BODY) + extra
+        headers = {**signed_bytes(BODY), "content-encoding": "gzip"}
+
+        response = http.post(URL, content=body, headers=headers)
+
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_content"
+    assert entry_count(redis_client) == 0
+
+
+def test_data_after_deflate_rejected(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    body = zlib.compress(BODY) + b"TRAILING-GARBAGE"
+    headers = {**signed_bytes(BODY), "content-encoding": "deflate"}
+
+    response = http.post(URL, content=body, headers=headers)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_content"
+    assert entry_count(redis_client) == 0
+
+
 def test_unknown_encoding_rejected(
     http: httpx.Client, redis_client: redis.Redis
 ) -> None:
