@@ -34,7 +34,9 @@ from hookgate.entry import (
     GMAIL_PUSH,
     GRAPH_LIFECYCLE,
     GRAPH_NOTIFICATION,
+    HISTORY_ID_PATTERN,
     HMAC_EVENT,
+    MAX_HISTORY_ID,
     STANDARD_WEBHOOK,
     STRIPE_EVENT,
     IngestEntry,
@@ -85,8 +87,8 @@ class _GmailNotification(msgspec.Struct, rename="camel"):
     # Gmail documents historyId as an unsigned 64-bit integer, sent as a JSON
     # number or as a string of digits.
     history_id: (
-        Annotated[int, msgspec.Meta(ge=0)]
-        | Annotated[str, msgspec.Meta(pattern="^[0-9]+$")]
+        Annotated[int, msgspec.Meta(ge=0, le=MAX_HISTORY_ID)]
+        | Annotated[str, msgspec.Meta(pattern=HISTORY_ID_PATTERN)]
     )
 
 

@@ -64,6 +64,13 @@ EVENT_TYPES = frozenset(
     }
 )
 
+# Bounds on a Gmail notification's historyId, which the gateway checks and the
+# consumer turns into a sync cursor. It arrives as a number or a digit string, and
+# Gmail's ids are far below these bounds (msgspec checks integers only within the
+# int64 range). \Z, unlike $, does not match before a trailing newline.
+MAX_HISTORY_ID = 2**63 - 1
+HISTORY_ID_PATTERN = r"^[0-9]{1,19}\Z"
+
 
 class IngestEntry(msgspec.Struct, frozen=True, kw_only=True):
     """One ingest stream entry, decoded."""

@@ -20,6 +20,7 @@ import msgspec
 
 from hookgate import entry
 from hookgate.config import GatewaySettings, Source
+from hookgate.entry import HISTORY_ID_PATTERN, MAX_HISTORY_ID
 from hookgate.gateway.errors import Rejection, bad_request, unauthorized
 from hookgate.gateway.jwks import JwksCache
 from hookgate.gateway.jwt_auth import (
@@ -28,6 +29,7 @@ from hookgate.gateway.jwt_auth import (
     verify_pubsub_token,
 )
 from hookgate.gateway.providers import (
+    MAX_EVENT_ID_LENGTH,
     TRACE_HEADERS,
     EventDraft,
     Incoming,
@@ -55,8 +57,8 @@ class MailboxNotification(msgspec.Struct, rename="camel"):
     # dead-lettered later. Gmail sends historyId as a number or a digit string.
     email_address: Annotated[str, msgspec.Meta(min_length=1)]
     history_id: (
-        Annotated[int, msgspec.Meta(ge=0)]
-        | Annotated[str, msgspec.Meta(pattern="^[0-9]+$")]
+        Annotated[int, msgspec.Meta(ge=0, le=MAX_HISTORY_ID)]
+        | Annotated[str, msgspec.Meta(pattern=HISTORY_ID_PATTERN)]
     )
 
 
@@ -120,13 +122,17 @@ def _check_push(incoming: Incoming) -> list[EventDraft]:
             detail = f"{detail}: {exc}"
         raise bad_request("invalid_payload", detail) from None
 
-    if not envelope.message.message_id:
-        raise bad_request("invalid_payload", "message.messageId is empty")
+    message_id = envelope.message.message_id
+    if not message_id or len(message_id) > MAX_EVENT_ID_LENGTH:
+        raise bad_request(
+            "invalid_payload",
+            f"message.messageId must be 1 to {MAX_EVENT_ID_LENGTH} characters",
+        )
 
     return [
         EventDraft(
             type=entry.GMAIL_PUSH,
-            provider_event_id=envelope.message.message_id,
+            provider_event_id=message_id,
             headers=kept_headers(incoming.headers, TRACE_HEADERS),
             body=incoming.body,
         )

@@ -102,6 +102,9 @@ def test_unusable_notification_rejected(
         b'{"emailAddress": "", "historyId": 1}',
         b'{"emailAddress": "a@b.c", "historyId": -1}',
         b'{"emailAddress": "a@b.c", "historyId": "abc"}',
+        b'{"emailAddress": "a@b.c", "historyId": "12\\n"}',
+        b'{"emailAddress": "a@b.c", "historyId": "12345678901234567890"}',
+        b'{"emailAddress": "a@b.c", "historyId": 9223372036854775808}',
     ):
         envelope = json.loads(gmail_push())
         envelope["message"]["data"] = base64.b64encode(data).decode()
@@ -111,4 +114,27 @@ def test_unusable_notification_rejected(
         )
 
         assert response.status_code == 400, data
+    assert entry_count(redis_client) == 0
+
+
+def test_largest_history_id_accepted(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    body = gmail_push(history_id=2**63 - 1)
+
+    response = http.post(URL, params={"token": GMAIL_TOKEN}, content=body)
+
+    assert response.status_code == 202
+    assert entry_count(redis_client) == 1
+
+
+def test_long_message_id_rejected(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    body = gmail_push(message_id="1" * 257)
+
+    response = http.post(URL, params={"token": GMAIL_TOKEN}, content=body)
+
+    assert response.status_code == 400
+    assert "messageId" in response.json()["detail"]
     assert entry_count(redis_client) == 0
