@@ -277,9 +277,7 @@ class Gateway:
             self.deadlines.watch(task)
             try:
                 raw_body = await read_body(
-                    protocol,
-                    headers.get("content-length"),
-                    self.settings.max_body_bytes,
+                    protocol, headers, self.settings.max_body_bytes
                 )
             except asyncio.CancelledError:
                 if self.deadlines.unwatch(task):

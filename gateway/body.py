@@ -29,13 +29,14 @@ def incomplete(detail: str) -> Rejection:
     return Rejection(400, "incomplete_body", detail, (("connection", "close"),))
 
 
-async def read_body(protocol: Any, declared: str | None, limit: int) -> bytes:
+async def read_body(protocol: Any, headers: Any, limit: int) -> bytes:
     """Read a request body from Granian's RSGI ``protocol``, at most ``limit`` bytes.
 
-    ``declared`` is the ``Content-Length`` header, if any. Raises
-    :class:`Rejection`: 400 for an invalid length or a body that broke off, 413
-    over the limit.
+    ``headers`` are the request's. Raises :class:`Rejection`: 400 for an invalid
+    length or a body that broke off, 413 over the limit, 501 for a transfer coding
+    other than chunked.
     """
+    declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise Rejection(
@@ -51,6 +52,16 @@ async def read_body(protocol: Any, declared: str | None, limit: int) -> bytes:
             ) from None
         return body
     # No declared length (chunked transfer): read up to the limit, then stop.
+    codings = ",".join(headers.get_all("transfer-encoding"))
+    if codings and [part.strip().lower() for part in codings.split(",")] != ["chunked"]:
+        # Granian decodes only the chunked coding and would pass on the rest
+        # still encoded, for example the gzip of "gzip, chunked".
+        raise Rejection(
+            501,
+            "unsupported_transfer_encoding",
+            "Transfer-Encoding must be chunked alone",
+            (("connection", "close"),),
+        )
     chunks: list[bytes] = []
     size = 0
     ended = False

@@ -80,3 +80,18 @@ def test_body_shorter_than_content_length_rejected(
     assert b'"error":"incomplete_body"' in reply
     assert entry_count(redis_client) == 0
     assert "Application callable raised" not in gateway.log()
+
+
+@pytest.mark.parametrize(
+    "coding", [b"gzip, chunked", b"chunked, chunked", b"identity, chunked"]
+)
+def test_other_transfer_codings_rejected(
+    gateway: Process, redis_client: redis.Redis, coding: bytes
+) -> None:
+    head = b"Transfer-Encoding: " + coding + b"\r\n"
+
+    reply = send(gateway, head, chunked(BODY) + b"0\r\n\r\n", half_close=False)
+
+    assert reply.startswith(b"HTTP/1.1 501")
+    assert b'"error":"unsupported_transfer_encoding"' in reply
+    assert entry_count(redis_client) == 0
