@@ -312,7 +312,9 @@ class CpuWindow(threading.Thread):
         kernel work outside any process."""
         percent = self.percent
         own = sum(percent.get(pid, 0.0) for pid in self.own)
-        return sum(use.busy for use in self.cores.values()) - own
+        # The cores' and the processes' times are read from different files a
+        # moment apart, so with no other work the difference can fall below zero.
+        return max(0.0, sum(use.busy for use in self.cores.values()) - own)
 
     @property
     def cores(self) -> dict[int, CoreUse]:
