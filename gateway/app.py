@@ -413,7 +413,8 @@ class Gateway:
             # its items may be written while others are rejected. The whole request
             # still gets 429, because a 202 would drop the rejected items. The
             # written items set their seen keys, so the provider's retry gets their
-            # original event ids and writes only the rest.
+            # original event ids and writes only the rest, except Graph items that
+            # are never deduplicated (see providers/graph.py), which it writes again.
             raise Rejection(
                 429,
                 "tenant_backlogged",

@@ -138,10 +138,13 @@ def _event_id(item: Notification, raw: msgspec.Raw) -> str:
     A notification that carries its own ``id``, an ``@odata.etag`` (Outlook
     resources) or encrypted content differs from a later change to the same
     resource. A digest of the item identifies it, taken with its keys sorted and
-    without ``clientState``, which changes with a secret rotation. Other notifications,
+    without ``clientState`` and ``subscriptionExpirationDateTime``. Other notifications,
     such as OneDrive's or lifecycle ones, can be equal in every field and still
     report separate changes, so each delivery gets an id of its own. A repeat of
     those is written twice rather than a change being dropped.
+
+    NOTE: such an id still gets a seen key for the dedup window, which nothing
+    reads, because the ingest script sets one for every entry.
     """
     versioned = (
         item.id is not None
@@ -154,7 +157,10 @@ def _event_id(item: Notification, raw: msgspec.Raw) -> str:
         fields = msgspec.json.decode(raw)
     except RecursionError:
         raise bad_request("invalid_json", "body is nested too deeply") from None
+    # Neither is part of the change: clientState differs after a secret rotation,
+    # the expiration after the subscription was renewed.
     fields.pop("clientState", None)
+    fields.pop("subscriptionExpirationDateTime", None)
     canonical = msgspec.json.encode(fields, order="sorted")
     return hashlib.sha256(canonical).hexdigest()[:32]
 

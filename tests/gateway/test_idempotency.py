@@ -108,7 +108,9 @@ def test_graph_reformatted_repeat_written_once(
 ) -> None:
     item = graph_item()
     compact = json.dumps({"value": [item]}, separators=(",", ":"))
-    reordered = json.dumps({"value": [dict(reversed(item.items()))]}, indent=2)
+    # A retry after the subscription was renewed carries a later expiration.
+    renewed = {**item, "subscriptionExpirationDateTime": "2026-12-08T18:23:45Z"}
+    reordered = json.dumps({"value": [dict(reversed(renewed.items()))]}, indent=2)
 
     first = http.post("/hooks/acme-outlook", content=compact)
     second = http.post("/hooks/acme-outlook", content=reordered)
