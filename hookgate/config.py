@@ -60,13 +60,16 @@ class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Entries sent in one flush at most."""
     flush_timeout_ms: Annotated[int, msgspec.Meta(ge=1)] = 1000
     """How long one flush may wait for Redis before its entries get 503."""
-    body_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # Below 0.1 s the deadline sweep would run almost without pause; above an hour
+    # a slow client holds its connection for no use.
+    body_timeout_s: Annotated[float, msgspec.Meta(ge=0.1, le=3600)] = 10.0
     """How long a client may take to send its body; slower ones get 408."""
     retry_after_s: Annotated[int, msgspec.Meta(ge=0)] = 1
     """Value of the Retry-After header on 503 and 429 responses, in seconds."""
     timestamp_tolerance_s: Annotated[int, msgspec.Meta(ge=1)] = 300
     """Allowed distance between a signed timestamp and this host's clock."""
-    dedup_window_s: Annotated[int, msgspec.Meta(ge=1)] = 72 * 3600
+    # Ten years at most: Redis rejects expiry times past about 9e15 seconds.
+    dedup_window_s: Annotated[int, msgspec.Meta(ge=1, le=10 * 365 * 86400)] = 72 * 3600
     """How long a provider event id is remembered per source, in seconds; a repeat
     within the window gets the original event id in its response and is not
     enqueued."""

@@ -593,9 +593,12 @@ class TestMaxStreamLength:
         "max_batch = 0",
         "flush_timeout_ms = 0",
         "body_timeout_s = 0",
+        "body_timeout_s = 0.01",
+        "body_timeout_s = inf",
         "retry_after_s = -1",
         "timestamp_tolerance_s = 0",
         "dedup_window_s = 0",
+        "dedup_window_s = 10000000000000000",
     ],
 )
 def test_gateway_setting_out_of_range(setting: str) -> None:
