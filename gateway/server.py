@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import shutil
 import socket
@@ -26,19 +27,24 @@ class ListenError(OSError):
 def check_address(host: str, port: int) -> None:
     """Bind ``host``:``port`` once and release it, or raise :class:`ListenError`.
 
-    Granian reports a port in use as a traceback of Python and Rust frames. This
-    check turns the common case into one line. A process that takes the port
-    between the check and Granian's own bind still gets Granian's traceback.
+    Granian reports a port in use or a host name as a traceback of Python and
+    Rust frames. This check turns both into one line. A process that takes the
+    port between the check and Granian's own bind still gets Granian's traceback.
     """
     try:
-        infos = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        family, kind, proto, _, address = infos[0]
-        with socket.socket(family, kind, proto) as probe:
+        # Granian takes IP addresses only, not host names.
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ListenError(
+            f"cannot listen on {host}:{port}: not an IP address; use one such as"
+            " 127.0.0.1, 0.0.0.0 or ::1"
+        ) from None
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
             # As Granian binds: a port held only by closed connections is free.
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
+            probe.bind((host, port))
     except OSError as exc:
         message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
         if exc.errno == errno.EADDRINUSE:

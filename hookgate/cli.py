@@ -66,7 +66,9 @@ def main() -> None:
 
 @main.command()
 @config_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="IP address to bind."
+)
 @click.option(
     "--port",
     type=click.IntRange(1, 65535),

@@ -47,12 +47,21 @@ def test_check_address_port_in_use(taken_port: int) -> None:
     assert "choose another port" in str(caught.value)
 
 
-def test_check_address_unknown_host() -> None:
+def test_check_address_host_name() -> None:
     with pytest.raises(ListenError) as caught:
-        check_address("no-such-host.invalid", free_port())
+        check_address("localhost", free_port())
 
-    assert "no-such-host.invalid" in str(caught.value)
+    assert "localhost" in str(caught.value)
+    assert "not an IP address" in str(caught.value)
     assert "choose another port" not in str(caught.value)
+
+
+def test_check_address_unassigned_ip() -> None:
+    # 192.0.2.0/24 is reserved for documentation, so no host has it.
+    with pytest.raises(ListenError) as caught:
+        check_address("192.0.2.1", free_port())
+
+    assert "192.0.2.1" in str(caught.value)
 
 
 def test_check_address_free_port() -> None:
