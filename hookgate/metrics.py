@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import collections
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client.core import (
@@ -103,13 +103,25 @@ def source_counts(source_id: str, tenant: str, provider: str) -> SourceCounts:
 
 
 def accepted_by_tenant(
-    by_source: Mapping[str, SourceCounts], *, duplicates: bool = False
+    by_source: Mapping[str, SourceCounts],
 ) -> collections.Counter[str]:
-    """Return the events accepted per tenant, summed over its sources, or with
-    ``duplicates`` the repeats that were not written."""
+    """Return the events written per tenant, summed over its sources."""
+    return _by_tenant_of(by_source, lambda counts: counts.accepted)
+
+
+def duplicates_by_tenant(
+    by_source: Mapping[str, SourceCounts],
+) -> collections.Counter[str]:
+    """Return the repeats not written again per tenant, summed over its sources."""
+    return _by_tenant_of(by_source, lambda counts: counts.duplicates)
+
+
+def _by_tenant_of(
+    by_source: Mapping[str, SourceCounts], count: Callable[[SourceCounts], int]
+) -> collections.Counter[str]:
     totals: collections.Counter[str] = collections.Counter()
     for counts in by_source.values():
-        totals[counts.tenant] += counts.duplicates if duplicates else counts.accepted
+        totals[counts.tenant] += count(counts)
     return totals
 
 
@@ -254,7 +266,7 @@ def gateway_families(counts: GatewayCounts) -> list[Metric]:
         "Repeated events given the earlier event's id and not written again.",
         labels=["tenant"],
     )
-    duplicates = accepted_by_tenant(counts.sources, duplicates=True)
+    duplicates = duplicates_by_tenant(counts.sources)
     for tenant, count in sorted(_by_tenant(duplicates, top).items()):
         duplicate_family.add_metric([tenant], count)
     waiting_family = GaugeMetricFamily(

@@ -75,12 +75,13 @@ class Collection(msgspec.Struct, rename="camel"):
     validation_tokens: list[str] | None = None
 
 
-_decode_collection = msgspec.json.Decoder(Collection).decode
-
 # Bounds on the subscription ids that one warning names, because the sender
 # chooses them: Graph's are GUIDs, 36 characters long.
 MAX_LOGGED_IDS = 5
 MAX_LOGGED_ID_LENGTH = 64
+
+_decode_collection = msgspec.json.Decoder(Collection).decode
+
 _decode_notification = msgspec.json.Decoder(Notification).decode
 
 
@@ -238,12 +239,13 @@ async def accept(
     secrets = source.active_secrets(time.time())
     drafts: list[EventDraft] = []
     dropped = 0
-    stale: set[str] = set()
+    stale_subscriptions: set[str] = set()
     for index, (raw, item) in enumerate(zip(collection.value, items, strict=True)):
         if not _matches(item.client_state, secrets):
             dropped += 1
-            if item.subscription_id is not None and len(stale) < MAX_LOGGED_IDS:
-                stale.add(item.subscription_id[:MAX_LOGGED_ID_LENGTH])
+            subscription = item.subscription_id
+            if subscription is not None and len(stale_subscriptions) < MAX_LOGGED_IDS:
+                stale_subscriptions.add(subscription[:MAX_LOGGED_ID_LENGTH])
             continue
         _check_item(item, index)
         drafts.append(
@@ -266,7 +268,7 @@ async def accept(
             reason="client_state_mismatch",
             count=dropped,
             # The subscriptions to renew or delete. Their clientState is never logged.
-            subscription_ids=sorted(stale),
+            subscription_ids=sorted(stale_subscriptions),
         )
     if not drafts:
         raise unauthorized(

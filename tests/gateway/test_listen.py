@@ -117,6 +117,16 @@ def test_serve_zero_workers(tmp_path: Path) -> None:
     assert "--workers" in result.stderr
 
 
+def test_bare_port_in_use(taken_port: int) -> None:
+    argv = [sys.executable, "-m", "hookgate.loadtest.bare", "--port", str(taken_port)]
+
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "Address already in use" in result.stderr
+
+
 def test_nowrite_port_in_use(taken_port: int, tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "hookgate.loadtest.nowrite"]
 
