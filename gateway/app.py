@@ -351,10 +351,15 @@ class Gateway:
         # In a request the sampler dropped, the entries carry the unsampled
         # headers it chose, and the flush has no span to link.
         dropped = tracing.dropped_trace_headers.get() if traced else None
+        no_dedup_key = route.writer.no_dedup_key
         for draft in drafts:
             event_id = self.new_event_id()
             provider_event_id = draft.provider_event_id.encode()
-            seen_keys.append(entry.bulk(seen_prefix + provider_event_id))
+            seen_keys.append(
+                entry.bulk(seen_prefix + provider_event_id)
+                if draft.dedup
+                else no_dedup_key
+            )
             entries.append(
                 entry.pack_entry(
                     event_id=event_id.encode(),

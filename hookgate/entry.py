@@ -165,14 +165,19 @@ ENTRY_ARGS = 8
 # time per entry from about 26 us to about 21 us. The rest is the commands.
 #
 # The script runs as one atomic step, so two concurrent deliveries of one event
-# cannot both be written, also when both are in the same batch. KEYS: the ingest
-# stream, then one seen key per entry. ARGV: window in seconds, maximum stream
-# length (0 for none), tenant, then ENTRY_ARGS values per entry: event id, type,
-# source, provider, received_at, provider event id, headers, body. Returns two
-# values per entry: {1, event id} when written, {0, original event id} for a repeat,
-# {2, ""} when the stream already contains the maximum. A repeat gets its original event
-# id even when the stream is full, because it writes nothing. A full stream sets no
-# seen key, so the provider's retry is written once there is room.
+# cannot both be written, also when both are in the same batch.
+#
+# KEYS: the ingest stream, then one seen key per entry, or the stream again for an
+# entry that is never deduplicated, which then reads and sets no seen key. ARGV:
+# window in seconds, maximum stream length (0 for none), tenant, then ENTRY_ARGS
+# values per entry: event id, type, source, provider, received_at, provider event
+# id, headers, body.
+#
+# Returns two values per entry: {1, event id} when written, {0, original event id}
+# for a repeat, {2, ""} when the stream already contains the maximum. A repeat gets
+# its original event id even when the stream is full, because it writes nothing. A
+# full stream sets no seen key, so the provider's retry is written once there is
+# room.
 #
 # Scripts are not transactions: if a command fails, for example when Redis is out
 # of memory, the entries before it stay written while the whole batch is reported
@@ -189,9 +194,13 @@ end
 local replies = {}
 for i = 1, #KEYS - 1 do
   local seen = KEYS[i + 1]
+  local dedup = seen ~= KEYS[1]
   local a = 3 + (i - 1) * 8
   local event_id = ARGV[a + 1]
-  local original = redis.call('GET', seen)
+  local original = false
+  if dedup then
+    original = redis.call('GET', seen)
+  end
   if original then
     replies[2 * i - 1] = 0
     replies[2 * i] = original
@@ -204,7 +213,9 @@ for i = 1, #KEYS - 1 do
       'provider', ARGV[a + 4], 'received_at', ARGV[a + 5],
       'provider_event_id', ARGV[a + 6], 'headers', ARGV[a + 7],
       'body', ARGV[a + 8])
-    redis.call('SET', seen, event_id, 'EX', window)
+    if dedup then
+      redis.call('SET', seen, event_id, 'EX', window)
+    end
     length = length + 1
     replies[2 * i - 1] = 1
     replies[2 * i] = event_id
@@ -274,6 +285,11 @@ class IngestWriter:
             + bulk(str(max_length).encode())
             + bulk(tenant.encode())
         )
+
+    @property
+    def no_dedup_key(self) -> bytes:
+        """Return the packed key that stands for "no seen key" in ``seen_keys``."""
+        return self._stream
 
     def pack(self, seen_keys: list[bytes], entries: list[bytes], count: int) -> bytes:
         """Return the ``EVALSHA`` that writes ``count`` entries.

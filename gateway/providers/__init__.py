@@ -91,6 +91,8 @@ class EventDraft(msgspec.Struct, kw_only=True):
     headers: dict[str, str]
     """Request headers kept in the entry, names in lower case."""
     body: bytes
+    dedup: bool = True
+    """Whether a repeat of ``provider_event_id`` within the window is one event."""
 
 
 class DirectReply(msgspec.Struct, kw_only=True):

@@ -75,6 +75,9 @@ class Collection(msgspec.Struct, rename="camel"):
     validation_tokens: list[str] | None = None
 
 
+# Starts the id of a notification that is never deduplicated; see _event_id.
+DELIVERY_PREFIX = "delivery-"
+
 # Bounds on the subscription ids that one warning names, because the sender
 # chooses them: Graph's are GUIDs, 36 characters long.
 MAX_LOGGED_IDS = 5
@@ -144,8 +147,6 @@ def _event_id(item: Notification, raw: msgspec.Raw) -> str:
     report separate changes, so each delivery gets an id of its own. A repeat of
     those is written twice rather than a change being dropped.
 
-    NOTE: such an id still gets a seen key for the dedup window, which nothing
-    reads, because the ingest script sets one for every entry.
     """
     versioned = (
         item.id is not None
@@ -153,7 +154,7 @@ def _event_id(item: Notification, raw: msgspec.Raw) -> str:
         or len(item.encrypted_content) > 0
     )
     if item.lifecycle_event is not None or not versioned:
-        return "delivery-" + os.urandom(16).hex()
+        return DELIVERY_PREFIX + os.urandom(16).hex()
     try:
         fields = msgspec.json.decode(raw)
     except RecursionError:
@@ -248,12 +249,14 @@ async def accept(
                 stale_subscriptions.add(subscription[:MAX_LOGGED_ID_LENGTH])
             continue
         _check_item(item, index)
+        provider_event_id = _event_id(item, raw)
         drafts.append(
             EventDraft(
                 type=entry.GRAPH_LIFECYCLE
                 if item.lifecycle_event is not None
                 else entry.GRAPH_NOTIFICATION,
-                provider_event_id=_event_id(item, raw),
+                provider_event_id=provider_event_id,
+                dedup=not provider_event_id.startswith(DELIVERY_PREFIX),
                 headers=headers,
                 body=bytes(raw),
             )

@@ -145,6 +145,8 @@ def test_graph_unversioned_changes_each_written(
 
     assert second.json()["event_id"] != first.json()["event_id"]
     assert entry_count(redis_client) == 2
+    # Nothing would ever read a seen key for them, so none is written.
+    assert redis_client.keys("hg:{acme}:seen:*") == []
 
 
 def test_graph_partial_repeat(http: httpx.Client, redis_client: redis.Redis) -> None:
