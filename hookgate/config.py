@@ -60,8 +60,8 @@ class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Entries sent in one flush at most."""
     flush_timeout_ms: Annotated[int, msgspec.Meta(ge=1)] = 1000
     """How long one flush may wait for Redis before its entries get 503."""
-    # Below 0.1 s the deadline sweep would run almost without pause; above an hour
-    # a slow client holds its connection for no use.
+    # Below 0.1 s the deadline sweep would run almost without pause. Above an hour,
+    # a slow client would keep its connection open for no use.
     body_timeout_s: Annotated[float, msgspec.Meta(ge=0.1, le=3600)] = 10.0
     """How long a client may take to send its body; slower ones get 408."""
     retry_after_s: Annotated[int, msgspec.Meta(ge=0)] = 1
@@ -77,9 +77,9 @@ class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Entries a tenant's ingest stream may hold before its requests get 429, or 0
     for no limit. Processed entries that retention still keeps count too."""
     batch_io_threads: bool = False
-    """Run every thread of a worker but its Python main thread (Granian's I/O
-    threads, exporters) under Linux's SCHED_BATCH policy, so that they do not
-    preempt the main thread; see :mod:`hookgate.gateway.threads`."""
+    """Whether every thread of a worker but its Python main thread (Granian's I/O
+    threads, exporters) runs under Linux's SCHED_BATCH policy, so that they do not
+    preempt the main thread. :mod:`hookgate.gateway.threads` has the measurements."""
 
 
 class RetentionSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -106,17 +106,17 @@ def accepted_by_tenant(
     by_source: Mapping[str, SourceCounts],
 ) -> collections.Counter[str]:
     """Return the events written per tenant, summed over its sources."""
-    return _by_tenant_of(by_source, lambda counts: counts.accepted)
+    return _sum_by_tenant(by_source, lambda counts: counts.accepted)
 
 
 def duplicates_by_tenant(
     by_source: Mapping[str, SourceCounts],
 ) -> collections.Counter[str]:
     """Return the repeats not written again per tenant, summed over its sources."""
-    return _by_tenant_of(by_source, lambda counts: counts.duplicates)
+    return _sum_by_tenant(by_source, lambda counts: counts.duplicates)
 
 
-def _by_tenant_of(
+def _sum_by_tenant(
     by_source: Mapping[str, SourceCounts], count: Callable[[SourceCounts], int]
 ) -> collections.Counter[str]:
     totals: collections.Counter[str] = collections.Counter()

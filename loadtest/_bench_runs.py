@@ -406,8 +406,8 @@ class MacroBench:
     def _empty_redis(self) -> None:
         # Every run starts from an empty database. When only the stream was
         # deleted, the earlier runs' seen keys stayed, and Redis was slower in
-        # the runs late in a bench: a short bench's default-sampler run lost 21
-        # to 33 % to the untraced run before it, against 1 to 3 % alone. An empty
+        # the runs late in a bench. A short bench's default-sampler run then lost
+        # 21 to 33 % to the untraced run before it, against 1 to 3 % alone. An empty
         # stream also keeps the runs below max_stream_length, past which the
         # gateway responds with 429.
         if self.redis is not None:

@@ -10,8 +10,8 @@ what the durable write adds: the flush, the Redis round trip and the wait for it
 
 It skips the dedup check, which happens in Redis, so a repeated delivery gets a
 new event id. ``/readyz`` and ``/metrics`` still read ``REDIS_URL``, as in
-``hookgate serve``. It answers 202 for events it never stores, so it must never
-receive real webhooks. Run it with ``python -m hookgate.loadtest.nowrite
+``hookgate serve``. It responds with 202 to events it never stores, so it must
+never receive real webhooks. Run it with ``python -m hookgate.loadtest.nowrite
 --config FILE``.
 """
 

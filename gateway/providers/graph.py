@@ -75,7 +75,7 @@ class Collection(msgspec.Struct, rename="camel"):
     validation_tokens: list[str] | None = None
 
 
-# Starts the id of a notification that is never deduplicated; see _event_id.
+# Starts the id of a notification that is never deduplicated; see _dedup_id.
 DELIVERY_PREFIX = "delivery-"
 
 # Bounds on the subscription ids that one warning names, because the sender
@@ -136,17 +136,17 @@ def _check_item(item: Notification, index: int) -> None:
         raise bad_request("invalid_payload", f"notification {index} {problem}")
 
 
-def _event_id(item: Notification, raw: msgspec.Raw) -> str:
-    """Return the dedup id of one notification.
+def _dedup_id(item: Notification, raw: msgspec.Raw) -> str | None:
+    """Return the dedup id of one notification, or ``None`` if it has none.
 
     A notification that carries its own ``id``, an ``@odata.etag`` (Outlook
     resources) or encrypted content differs from a later change to the same
     resource. A digest of the item identifies it, taken with its keys sorted and
-    without ``clientState`` and ``subscriptionExpirationDateTime``. Other notifications,
-    such as OneDrive's or lifecycle ones, can be equal in every field and still
-    report separate changes, so each delivery gets an id of its own. A repeat of
-    those is written twice rather than a change being dropped.
+    without ``clientState`` and ``subscriptionExpirationDateTime``.
 
+    Other notifications, such as OneDrive's or lifecycle ones, can be equal in
+    every field and still report separate changes, so they get no dedup id. A
+    repeat of those is written twice rather than a change being dropped.
     """
     versioned = (
         item.id is not None
@@ -154,7 +154,7 @@ def _event_id(item: Notification, raw: msgspec.Raw) -> str:
         or len(item.encrypted_content) > 0
     )
     if item.lifecycle_event is not None or not versioned:
-        return DELIVERY_PREFIX + os.urandom(16).hex()
+        return None
     try:
         fields = msgspec.json.decode(raw)
     except RecursionError:
@@ -249,14 +249,17 @@ async def accept(
                 stale_subscriptions.add(subscription[:MAX_LOGGED_ID_LENGTH])
             continue
         _check_item(item, index)
-        provider_event_id = _event_id(item, raw)
+        dedup_id = _dedup_id(item, raw)
+        # An entry still records a provider event id, unique to this delivery when
+        # the notification has no dedup id.
+        provider_event_id = dedup_id or DELIVERY_PREFIX + os.urandom(16).hex()
         drafts.append(
             EventDraft(
                 type=entry.GRAPH_LIFECYCLE
                 if item.lifecycle_event is not None
                 else entry.GRAPH_NOTIFICATION,
                 provider_event_id=provider_event_id,
-                dedup=not provider_event_id.startswith(DELIVERY_PREFIX),
+                dedup=dedup_id is not None,
                 headers=headers,
                 body=bytes(raw),
             )

@@ -33,7 +33,7 @@ def test_no_batching_misses_round_trips(tmp_path: Path) -> None:
     verdicts = {v["name"]: v for v in results["budget"]}
     assert not verdicts["redis_round_trips_per_event"]["passed"]
     assert verdicts["redis_round_trips_per_event"]["miss"] > 0.9
-    # A flush per event also costs throughput, which the write-cost entry sees.
+    # A flush per event also costs throughput, which the write-cost entry catches.
     assert "gateway_write_cost: MISS" in completed.stdout
     assert not verdicts["gateway_write_cost"]["passed"]
     assert not verdicts["gateway_vs_bare"]["measured"]
